@@ -1,0 +1,151 @@
+//! Command line and environment -> one validated [`Config`].
+//!
+//! [`Args`] is what clap parses (every flag also readable from a `PLUGD_*` variable); [`Config`] is what the
+//! rest of the server reads, with units made explicit. Invalid values are refused at startup, never later.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// Longest request line accepted, CRLF excluded: nginx's default `large_client_header_buffers` size.
+pub const MAX_REQUEST_LINE: usize = 8 * 1024;
+/// Most header fields in one request: far above any browser, low enough to bound parsing work.
+pub const MAX_HEADERS: usize = 100;
+
+/// Raw command-line arguments.
+#[derive(Parser, Debug)]
+#[command(
+    name = "plugd",
+    version,
+    about = "An HTTP/1.1 server whose route handlers are compiled plugins"
+)]
+pub struct Args {
+    /// Address to listen on.
+    #[arg(long, env = "PLUGD_HOST", default_value = "127.0.0.1")]
+    pub host: IpAddr,
+    /// TCP port to listen on; 0 picks a free port (the log line `listening on ...` shows which).
+    #[arg(long, env = "PLUGD_PORT", default_value_t = 8080)]
+    pub port: u16,
+    /// Folder served under /static/.
+    #[arg(long, env = "PLUGD_STATIC_DIR", default_value = "static")]
+    pub static_dir: PathBuf,
+    /// Folder scanned at startup for plugin libraries (*.so directly inside it).
+    #[arg(long, env = "PLUGD_PLUGIN_DIR", default_value = "plugins")]
+    pub plugin_dir: PathBuf,
+    /// Refuse to start (exit 2) if any plugin file is refused.
+    #[arg(long, env = "PLUGD_STRICT_PLUGINS")]
+    pub strict_plugins: bool,
+    /// Worker threads [default: 2 x CPUs, at least 4]. Handlers block, so more workers than cores.
+    #[arg(long, env = "PLUGD_THREADS", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub threads: Option<u16>,
+    /// Largest request body in bytes; larger gets 413.
+    #[arg(long, env = "PLUGD_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: u64,
+    /// Largest request header section in bytes; larger gets 431.
+    #[arg(long, env = "PLUGD_MAX_HEADER_BYTES", default_value_t = 16 * 1024,
+          value_parser = clap::value_parser!(u32).range(256..=1024 * 1024))]
+    pub max_header_bytes: u32,
+    /// Seconds a client has to send a complete request head, counted from its first byte.
+    #[arg(long, env = "PLUGD_HEADER_TIMEOUT", default_value = "10", value_parser = parse_seconds)]
+    pub header_timeout: Duration,
+    /// Seconds a client has to send a complete request body, counted from the end of the head.
+    #[arg(long, env = "PLUGD_BODY_TIMEOUT", default_value = "30", value_parser = parse_seconds)]
+    pub body_timeout: Duration,
+    /// Seconds an idle keep-alive connection is kept open.
+    #[arg(long, env = "PLUGD_IDLE_TIMEOUT", default_value = "60", value_parser = parse_seconds)]
+    pub idle_timeout: Duration,
+    /// Most open client connections; beyond it new connections get a fast 503 and are closed.
+    #[arg(long, env = "PLUGD_MAX_CONNECTIONS", default_value_t = 16384,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
+    /// Seconds in-flight requests get to finish after SIGINT/SIGTERM.
+    #[arg(long, env = "PLUGD_SHUTDOWN_TIMEOUT", default_value = "10", value_parser = parse_seconds)]
+    pub shutdown_timeout: Duration,
+}
+
+/// A positive, finite number of seconds, fractions allowed ("0.5").
+fn parse_seconds(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    if !(secs.is_finite() && secs > 0.0 && secs <= 86_400.0) {
+        return Err(format!("`{s}` is not between 0 and 86400 seconds"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Every limit on one request.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    pub head: crate::http::HeadLimits,
+    /// Largest de-framed body in bytes.
+    pub max_body_bytes: u64,
+}
+
+/// Every deadline a connection is held to.
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    /// From the first byte of a request to the end of its head.
+    pub header: Duration,
+    /// From the end of the head to the end of the body.
+    pub body: Duration,
+    /// Between requests on a keep-alive connection.
+    pub idle: Duration,
+    /// From SIGTERM to exit.
+    pub shutdown: Duration,
+}
+
+/// The validated configuration the server runs with.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub addr: SocketAddr,
+    pub static_dir: PathBuf,
+    pub plugin_dir: PathBuf,
+    pub strict_plugins: bool,
+    pub threads: usize,
+    pub max_connections: usize,
+    pub limits: Limits,
+    pub timeouts: Timeouts,
+}
+
+impl Config {
+    pub fn from_args(args: Args) -> Config {
+        Config {
+            addr: SocketAddr::new(args.host, args.port),
+            static_dir: args.static_dir,
+            plugin_dir: args.plugin_dir,
+            strict_plugins: args.strict_plugins,
+            threads: args.threads.map_or_else(default_threads, usize::from),
+            max_connections: args.max_connections as usize,
+            limits: Limits {
+                head: crate::http::HeadLimits {
+                    max_request_line: MAX_REQUEST_LINE,
+                    max_header_bytes: args.max_header_bytes as usize,
+                    max_headers: MAX_HEADERS,
+                },
+                max_body_bytes: args.max_body_bytes,
+            },
+            timeouts: Timeouts {
+                header: args.header_timeout,
+                body: args.body_timeout,
+                idle: args.idle_timeout,
+                shutdown: args.shutdown_timeout,
+            },
+        }
+    }
+
+    /// Defaults for everything, listening on `127.0.0.1:0`: what in-process tests start from.
+    pub fn for_tests() -> Config {
+        let mut config = Config::from_args(Args::parse_from(["plugd", "--port", "0"]));
+        config.threads = 4;
+        config
+    }
+}
+
+/// Handlers may block (a plugin calling a database), so the pool has more workers than cores.
+fn default_threads() -> usize {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    (cores * 2).max(4)
+}

@@ -1,0 +1,12 @@
+//! HTTP/1.1 wire format, kept free of sockets so every rule can be unit-tested and fuzzed:
+//! request heads ([`parse`]), message body framing ([`body`]), response heads ([`response`]),
+//! the cached `Date` value ([`date`]) and percent-decoding ([`percent`]).
+
+pub mod body;
+pub mod date;
+pub mod parse;
+pub mod percent;
+pub mod response;
+
+pub use body::BodyFraming;
+pub use parse::{HeadLimits, Header, ParseError, RequestHead, Version, parse_head};

@@ -1,0 +1,3 @@
+//! Percent-decoding (RFC 3986 §2.1).
+//!
+//! OWNER: parser helper.

@@ -1,0 +1,1 @@
+//! Response heads on the wire: status line, `Date`, `Server`, framing and `Connection`.

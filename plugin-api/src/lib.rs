@@ -1,0 +1,1 @@
+//! The stable ABI between plugd and its plugins. OWNER: plugins helper.

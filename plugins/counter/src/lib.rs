@@ -1,0 +1,1 @@
+//! Example plugin `counter`. OWNER: plugins helper.

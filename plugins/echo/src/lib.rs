@@ -1,0 +1,1 @@
+//! Example plugin `echo`. OWNER: plugins helper.

@@ -1,0 +1,1 @@
+//! Example plugin `hello`. OWNER: plugins helper.
