@@ -10,4 +10,5 @@ pub mod handler;
 pub mod http;
 pub mod plugins;
 pub mod router;
+pub mod server;
 pub mod static_files;
