@@ -5,6 +5,7 @@
 //! in the proleptic Gregorian calendar, which is what HTTP-date means. A once-per-second cache of the `Date`
 //! value can sit on top of [`write_http_date`], which formats into a fixed-size buffer without allocating.
 
+use std::cell::Cell;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Length of an IMF-fixdate, e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
@@ -25,6 +26,26 @@ const MONTH_NAMES: [&str; 12] = [
 ];
 
 const SECONDS_PER_DAY: i64 = 86_400;
+
+/// The current time as an IMF-fixdate for the `Date` field, formatted at most once per second per worker:
+/// each worker keeps the last value it wrote, so no lock is shared and formatting leaves the hot path.
+pub fn now() -> [u8; HTTP_DATE_LEN] {
+    thread_local! {
+        static CACHED: Cell<(i64, [u8; HTTP_DATE_LEN])> = const { Cell::new((i64::MIN, [0; HTTP_DATE_LEN])) };
+    }
+    let time = SystemTime::now();
+    let second = unix_seconds(time);
+    CACHED.with(|cached| {
+        let (at, value) = cached.get();
+        if at == second {
+            return value;
+        }
+        let mut value = [0; HTTP_DATE_LEN];
+        write_http_date(&mut value, time);
+        cached.set((second, value));
+        value
+    })
+}
 
 /// Formats `time` as an IMF-fixdate, e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
 ///
