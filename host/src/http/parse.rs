@@ -250,7 +250,7 @@ pub fn parse_head<'b>(
         .saturating_add(2);
     let (rl_end, mut pos) = match find_line(buf, start, rl_limit) {
         Line::Done { end, next } => (end, next),
-        Line::Partial => return Ok(None),
+        Line::Partial => return partial_request_line(buf.get(start..).unwrap_or_default()),
         Line::Overlong => return Err(ParseError::RequestLineTooLong),
         Line::BareLf => return Err(ParseError::BareLf),
     };
@@ -297,6 +297,18 @@ pub fn parse_head<'b>(
         expect_continue: fields.expect_continue,
     };
     Ok(Some((head, consumed)))
+}
+
+/// An incomplete request line: refused at once if its method so far is no token (a TLS handshake, binary
+/// garbage), instead of waiting for the rest until the line limit or the header timeout.
+fn partial_request_line<T>(seen: &[u8]) -> Result<Option<T>, ParseError> {
+    let method_end = seen.iter().position(|&b| b == b' ').unwrap_or(seen.len());
+    let method = seen.get(..method_end).unwrap_or_default();
+    if method.iter().all(|&b| is_tchar(b)) {
+        Ok(None)
+    } else {
+        Err(ParseError::InvalidMethod)
+    }
 }
 
 /// Where the line starting at some offset ends, as found by [`find_line`].
@@ -982,6 +994,14 @@ mod tests {
             max_header_bytes: 64,
             max_headers: 3,
         }
+    }
+
+    #[test]
+    fn garbage_is_refused_before_a_line_end() {
+        assert_eq!(parse(b"\x16\x03\x01\x02\x00\x01"), Err(InvalidMethod));
+        assert_eq!(parse(b"\rGET"), Err(InvalidMethod));
+        assert_eq!(parse(b"GE(T / HT"), Err(InvalidMethod));
+        assert_eq!(parse(b"GET /\x01 HT"), Ok(None));
     }
 
     #[test]
