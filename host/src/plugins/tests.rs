@@ -10,6 +10,9 @@ use std::time::Instant;
 use std::{env, fs};
 
 use super::{LoadErrorKind, Plugins};
+
+#[path = "../../../tests/fixtures/builder.rs"]
+mod fixtures;
 use crate::handler::{Body, Handler, Request, Response};
 use crate::http::{BodyFraming, Header, RequestHead, Version};
 
@@ -39,14 +42,7 @@ fn built_library(name: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
         cargo_build(&["-p", "hello", "-p", "echo", "-p", "counter"]);
-        let fixture = workspace_root().join("tests/fixtures/panicky/Cargo.toml");
-        let target = target_dir();
-        cargo_build(&[
-            "--manifest-path",
-            fixture.to_str().unwrap(),
-            "--target-dir",
-            target.to_str().unwrap(),
-        ]);
+        fixtures::build_fixture("panicky", &target_dir());
     });
     target_dir().join("debug").join(library_file(name))
 }
@@ -288,4 +284,26 @@ fn loads_twenty_plugins() {
     let elapsed = start.elapsed();
     eprintln!("loaded {} plugins in {elapsed:?}", plugins.loaded().len());
     assert_eq!(plugins.loaded().len(), 20, "{:?}", plugins.refused());
+}
+
+#[test]
+fn a_plugin_built_against_an_incompatible_plugin_api_is_refused_with_both_versions() {
+    let library = fixtures::build_incompatible_fixture(&target_dir());
+    let dir = scratch_dir("incompatible");
+    fs::copy(library, dir.join(library_file("incompatible"))).unwrap();
+    install(&dir, &["hello"]);
+    let plugins = Plugins::load_dir(&dir);
+    assert_eq!(plugins.loaded().len(), 1, "hello still loads");
+    let [refused] = plugins.refused() else {
+        panic!("{:?}", plugins.refused())
+    };
+    assert_eq!(
+        refused.kind,
+        LoadErrorKind::AbiMismatch {
+            expected: "plugin-api 0.1.0".into(),
+            found: format!("plugin-api {}", fixtures::INCOMPATIBLE_API_VERSION),
+        }
+    );
+    let reason = refused.to_string();
+    assert!(!reason.contains('\n'), "one line: {reason}");
 }
