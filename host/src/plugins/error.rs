@@ -38,6 +38,8 @@ pub enum LoadErrorKind {
     },
     /// One of the plugin's declared route patterns is not valid router syntax.
     InvalidRoute { pattern: String, reason: String },
+    /// The router refused one of the plugin's routes for another reason (e.g. a method that is not a token).
+    RouteRefused { reason: String },
     /// A plugin with the same name was already loaded from another file.
     DuplicateName { name: String, first: PathBuf },
 }
@@ -79,6 +81,7 @@ impl fmt::Display for LoadErrorKind {
             LoadErrorKind::InvalidRoute { pattern, reason } => {
                 write!(f, "invalid route pattern `{pattern}`: {reason}")
             }
+            LoadErrorKind::RouteRefused { reason } => write!(f, "route refused: {reason}"),
             LoadErrorKind::DuplicateName { name, first } => write!(
                 f,
                 "a plugin named `{name}` is already loaded from {}; remove one of the two files",

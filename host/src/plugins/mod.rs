@@ -233,6 +233,12 @@ fn route_error_kind(err: RouteError) -> LoadErrorKind {
         RouteError::InvalidPattern { pattern, reason } => {
             LoadErrorKind::InvalidRoute { pattern, reason }
         }
+        // `RouteError` is non-exhaustive (the router also refuses invalid methods): any other refusal is still
+        // reported in one line.
+        #[allow(unreachable_patterns)]
+        other => LoadErrorKind::RouteRefused {
+            reason: format!("{other:?}"),
+        },
     }
 }
 
