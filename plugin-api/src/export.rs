@@ -2,12 +2,12 @@
 //! type-checked code. Not part of the author-facing API.
 
 use abi_stable::prefix_type::PrefixTypeTrait;
-use abi_stable::std_types::{ROption, RResult, RSlice, RString};
+use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString};
 use abi_stable::type_level::downcasting::TD_Opaque;
 
 use crate::abi::{
-    Config, ConfigEntry, InitFn, Manifest, PanicMessage, PluginInstance, PluginMod, PluginModRef,
-    PluginObject, PluginObject_TO, Route,
+    no_capability, Capability, Config, ConfigEntry, InitFn, Manifest, PanicMessage, PluginInstance,
+    PluginMod, PluginModRef, PluginObject, PluginObject_TO, Route,
 };
 use crate::guard::catch;
 use crate::{Handler, InitError, Request, Response};
@@ -48,6 +48,10 @@ impl<H: Handler> PluginObject for Guarded<H> {
     fn shutdown(&self) -> ROption<PanicMessage> {
         catch(|| self.0.shutdown()).err().map(RString::from).into()
     }
+
+    fn capability(&self, name: RStr<'_>) -> ROption<Capability> {
+        no_capability(name)
+    }
 }
 
 /// Wraps a handler into the FFI object the host calls (also used by [`crate::testing`]).
@@ -83,6 +87,7 @@ pub fn root_module(
             routes: routes.into(),
         },
         init,
+        capability: no_capability,
     }
     .leak_into_prefix()
 }

@@ -46,7 +46,7 @@ impl fmt::Display for LoadFailure {
             } => write!(
                 f,
                 "built against an incompatible plugin-api: this plugd expects {expected}, the plugin was built \
-                 against {found}; rebuild the plugin against plugin-api {expected}"
+                 against {found}; rebuild the plugin against {expected}"
             ),
             LoadFailure::Other { summary, .. } => f.write_str(summary),
         }
