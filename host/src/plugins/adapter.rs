@@ -99,19 +99,18 @@ impl Handler for PluginHandler {
             peer: req.peer,
         });
         match self.instance.handle(&view) {
-            Ok(response) if VALID_STATUS.contains(&response.status()) => {
-                into_host_response(response)
-            }
-            Ok(response) => {
-                log::error!(
-                    "plugin {} answered {} {} with invalid status {}",
-                    self.name,
-                    req.head.method,
-                    req.head.path,
-                    response.status()
-                );
-                Response::text(500, "Internal Server Error\n")
-            }
+            Ok(response) => match into_host_response(response) {
+                Ok(response) => response,
+                Err(problem) => {
+                    log::error!(
+                        "plugin {} answered {} {} with {problem}",
+                        self.name,
+                        req.head.method,
+                        req.head.path
+                    );
+                    Response::text(500, "Internal Server Error\n")
+                }
+            },
             Err(panic) => {
                 log::error!(
                     "plugin {} panicked handling {} {}: {panic}",
@@ -133,7 +132,18 @@ fn decode_param(raw: &str) -> Option<Cow<'_, str>> {
     }
 }
 
-fn into_host_response(response: plugin_api::Response) -> Response {
+/// Converts a plugin's answer, refusing what would corrupt the response on the wire: a status that is not a
+/// final 2xx-5xx, or a header field that is not `token: value` without CR, LF or NUL (RFC 9110 §5.1, §5.5),
+/// which could split the response (e.g. a `Location` copied from the request).
+fn into_host_response(response: plugin_api::Response) -> Result<Response, String> {
+    if !VALID_STATUS.contains(&response.status()) {
+        return Err(format!("invalid status {}", response.status()));
+    }
+    if let Some((name, value)) = response.headers().find(|(name, value)| {
+        !is_token(name) || value.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0))
+    }) {
+        return Err(format!("invalid header field {name:?}: {value:?}"));
+    }
     let (status, mut headers, body) = response.into_parts();
     headers.retain(|(name, _)| {
         !HOST_OWNED_HEADERS
@@ -146,9 +156,51 @@ fn into_host_response(response: plugin_api::Response) -> Response {
         plugin_api::Body::Static(bytes) => Body::Static(bytes.as_slice()),
         plugin_api::Body::Owned(bytes) => Body::Bytes(bytes.into_vec()),
     };
-    Response {
+    Ok(Response {
         status,
         headers,
         body,
+    })
+}
+
+/// RFC 9110 §5.6.2: `token = 1*tchar`.
+fn is_token(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::into_host_response;
+    use crate::handler::Body;
+    use plugin_api::Response;
+
+    #[test]
+    fn host_owned_headers_are_dropped_and_static_bodies_stay_static() {
+        let response = Response::text("hi")
+            .with_header("Content-Length", "999")
+            .with_header("connection", "close")
+            .with_header("X-Kept", "yes");
+        let converted = into_host_response(response).unwrap();
+        let names: Vec<_> = converted.headers.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["Content-Type", "X-Kept"]);
+        assert!(matches!(converted.body, Body::Static(b"hi")));
+    }
+
+    #[test]
+    fn responses_that_would_corrupt_the_wire_are_refused() {
+        let split = Response::see_other("/x\r\nSet-Cookie: stolen=1");
+        assert!(into_host_response(split).is_err());
+        let bad_name = Response::text("").with_header("Bad Name", "v");
+        assert!(into_host_response(bad_name).is_err());
+        for status in [0, 101, 600] {
+            assert!(
+                into_host_response(Response::empty(status)).is_err(),
+                "{status}"
+            );
+        }
+        assert!(into_host_response(Response::empty(204)).is_ok());
     }
 }
