@@ -205,6 +205,9 @@ fn decodes_the_path_exactly_once() {
         // `%252e%252e` decodes once to the literal name `%2e%2e`.
         ("/static/%252e%252e", "literal percent name"),
         ("/static/link_in.txt", "hello, static world\n"),
+        // The query is not part of the file name (cache busting).
+        ("/static/hello.txt?v=123", "hello, static world\n"),
+        ("/static/sub/inner.txt?a=%2e%2e/x", "inner"),
     ] {
         let response = get(&server, target, &[]);
         assert_eq!(

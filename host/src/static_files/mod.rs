@@ -75,7 +75,11 @@ impl Handler for StaticFiles {
         let Some(root) = &self.root else {
             return not_found();
         };
-        let raw = req.param(PATH_PARAM).unwrap_or("");
+        // The `{*path}` capture; failing that, the last capture, which is where a `{*rest}` always sits.
+        let raw = req
+            .param(PATH_PARAM)
+            .or_else(|| req.params.last().map(|&(_, value)| value))
+            .unwrap_or("");
         match resolve::resolve(root, raw, head.path.ends_with('/')) {
             Ok(Resolved::File(found)) => serve(root, head, *found),
             Ok(Resolved::AddSlash) => add_slash(head),

@@ -239,6 +239,25 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Whatever the numbers, a partial answer lies inside the file and is never empty.
+        #[test]
+        fn partial_ranges_stay_inside_the_file(
+            first in proptest::option::of(0u64..2000),
+            last in proptest::option::of(0u64..2000),
+            size in 0u64..1500,
+        ) {
+            let value = format!(
+                "bytes={}-{}",
+                first.map(|n| n.to_string()).unwrap_or_default(),
+                last.map(|n| n.to_string()).unwrap_or_default()
+            );
+            if let Partial { first, last } = evaluate(value.as_bytes(), size) {
+                proptest::prop_assert!(first <= last && last < size, "{value} of {size}");
+            }
+        }
+    }
+
     #[test]
     fn empty_files_satisfy_no_range() {
         for value in ["bytes=0-", "bytes=0-0", "bytes=-1", "bytes=-0"] {

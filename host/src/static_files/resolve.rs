@@ -324,6 +324,61 @@ mod tests {
         }
     }
 
+    /// Any path built from traversal-prone pieces either is refused or yields a file under the root.
+    #[test]
+    fn no_path_escapes_the_root() {
+        use proptest::prelude::*;
+        let (_tmp, root) = fixture();
+        let pieces = proptest::collection::vec(
+            proptest::sample::select(vec![
+                "..",
+                ".",
+                "%2e",
+                "%2E%2e",
+                "%252e",
+                "/",
+                "%2f",
+                "%5c",
+                "\\",
+                "%00",
+                "%c0%ae",
+                "",
+                "dir",
+                "a.txt",
+                "link_out.txt",
+                "link_out_dir",
+                "link_dir",
+                "link_hidden",
+                ".env",
+                "%2eenv",
+                "index.html",
+                "secret.txt",
+                "outside_dir",
+                "%",
+            ]),
+            0..10,
+        );
+        let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(2000));
+        runner
+            .run(&(pieces, any::<bool>()), |(pieces, trailing_slash)| {
+                let raw: String = pieces.concat();
+                if let Ok(Resolved::File(found)) = resolve(&root, &raw, trailing_slash) {
+                    prop_assert!(
+                        is_under_root(&root, &found.path),
+                        "{raw:?} -> {:?}",
+                        found.path
+                    );
+                    let served = content(Ok(Resolved::File(found))).unwrap();
+                    prop_assert!(
+                        served != "SECRET" && served != "HIDDEN",
+                        "{raw:?}: {served:?}"
+                    );
+                }
+                Ok(())
+            })
+            .unwrap();
+    }
+
     #[test]
     fn requested_name_drives_the_mime_type_not_the_link_target() {
         let (_tmp, root) = fixture();
