@@ -436,6 +436,23 @@ mod tests {
     }
 
     #[test]
+    fn the_bare_mount_point_redirects_when_registered_without_a_capture() {
+        // Registered also on `GET /static` (no `{*path}` capture), the handler redirects to `/static/`.
+        let (_tmp, files) = fixture();
+        let mut head = head("GET", &[]);
+        head.path = "/static";
+        let req = Request {
+            head: &head,
+            params: &[],
+            body: b"",
+            peer: "127.0.0.1:1".parse().unwrap(),
+        };
+        let response = files.handle(&req);
+        assert_eq!(response.status, 301);
+        assert_eq!(header(&response, "Location"), Some("/static/"));
+    }
+
+    #[test]
     fn redirects_never_point_to_another_host() {
         let mut head = head("GET", &[]);
         head.path = "//evil.example/static/docs";
