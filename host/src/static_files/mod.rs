@@ -108,46 +108,61 @@ fn add_slash(head: &RequestHead<'_>) -> Response {
 struct Representation {
     file: std::fs::File,
     metadata: std::fs::Metadata,
+    /// `None` for the file itself.
     coding: Option<Coding>,
+}
+
+/// Picks the representation to send: a sidecar the client accepts, else the file itself. Also tells
+/// whether any sidecar exists, since then every response varies on `Accept-Encoding`.
+fn choose_representation(
+    root: &Path,
+    head: &RequestHead<'_>,
+    found: FoundFile,
+) -> (Representation, bool) {
+    let sidecars: Vec<Coding> = Coding::ALL
+        .into_iter()
+        .filter(|coding| resolve::sidecar_exists(&found.path, coding.extension()))
+        .collect();
+    let accepted = encoding::negotiate(field_values(head, "Accept-Encoding"), &sidecars);
+    let sidecar = accepted.and_then(|coding| {
+        let (file, metadata) = resolve::open_sidecar(root, &found.path, coding.extension())?;
+        Some(Representation {
+            file,
+            metadata,
+            coding: Some(coding),
+        })
+    });
+    let representation = sidecar.unwrap_or(Representation {
+        file: found.file,
+        metadata: found.metadata,
+        coding: None,
+    });
+    (representation, !sidecars.is_empty())
+}
+
+/// A header field for a [`Response`].
+fn field(name: &str, value: impl Into<String>) -> (String, String) {
+    (name.to_owned(), value.into())
 }
 
 /// Answers for a regular file: 200, 206, 304, 412 or 416.
 fn serve(root: &Path, head: &RequestHead<'_>, found: FoundFile) -> Response {
     let content_type = mime::content_type(&found.requested_name);
-    let sidecars: Vec<Coding> = Coding::ALL
-        .into_iter()
-        .filter(|coding| resolve::sidecar_exists(&found.path, coding.extension()))
-        .collect();
-    let chosen =
-        encoding::negotiate(field_values(head, "Accept-Encoding"), &sidecars).and_then(|coding| {
-            let (file, metadata) = resolve::open_sidecar(root, &found.path, coding.extension())?;
-            Some(Representation {
-                file,
-                metadata,
-                coding: Some(coding),
-            })
-        });
-    let repr = chosen.unwrap_or(Representation {
-        file: found.file,
-        metadata: found.metadata,
-        coding: None,
-    });
-
+    let (repr, varies) = choose_representation(root, head, found);
     let size = repr.metadata.len();
-    let modified = repr.metadata.modified().unwrap_or(UNIX_EPOCH);
     let validators = Validators::new(
         size,
-        modified,
+        repr.metadata.modified().unwrap_or(UNIX_EPOCH),
         SystemTime::now(),
         repr.coding.map(Coding::token),
     );
     // Sent on 304 too (RFC 9110 §15.4.5: the fields a 200 would carry that describe the representation).
     let mut headers = vec![
-        ("ETag".to_owned(), validators.etag().to_owned()),
-        ("Last-Modified".to_owned(), validators.last_modified()),
+        field("ETag", validators.etag()),
+        field("Last-Modified", validators.last_modified()),
     ];
-    if !sidecars.is_empty() {
-        headers.push(("Vary".to_owned(), "Accept-Encoding".to_owned()));
+    if varies {
+        headers.push(field("Vary", "Accept-Encoding"));
     }
     match conditional::evaluate(head, &validators) {
         Precondition::Proceed => {}
@@ -169,21 +184,23 @@ fn serve(root: &Path, head: &RequestHead<'_>, found: FoundFile) -> Response {
         response.headers.extend(headers);
         return response;
     }
-    headers.push(("Content-Type".to_owned(), content_type.to_owned()));
-    headers.push(("Accept-Ranges".to_owned(), "bytes".to_owned()));
-    headers.push(("X-Content-Type-Options".to_owned(), "nosniff".to_owned()));
+    headers.push(field("Content-Type", content_type));
+    headers.push(field("Accept-Ranges", "bytes"));
+    headers.push(field("X-Content-Type-Options", "nosniff"));
     if let Some(coding) = repr.coding {
-        headers.push(("Content-Encoding".to_owned(), coding.token().to_owned()));
+        headers.push(field("Content-Encoding", coding.token()));
     }
+    // A satisfiable range is 206 even when it covers the whole file: `bytes=0-` is how download managers
+    // probe for range support.
     let (status, offset, len) = match outcome {
         RangeOutcome::Partial { first, last } => {
-            headers.push((
-                "Content-Range".to_owned(),
+            headers.push(field(
+                "Content-Range",
                 format!("bytes {first}-{last}/{size}"),
             ));
             (206, first, last - first + 1)
         }
-        _ => (200, 0, size),
+        RangeOutcome::Full | RangeOutcome::Unsatisfiable => (200, 0, size),
     };
     Response {
         status,
@@ -196,8 +213,8 @@ fn serve(root: &Path, head: &RequestHead<'_>, found: FoundFile) -> Response {
     }
 }
 
-/// The range to send, after RFC 9110 §14.2's rules: only for GET (HEAD included would contradict "GET is
-/// the only method for which range handling is defined"), only with exactly one Range field, and only if
+/// The range to send, after RFC 9110 §14.2's rules: only for GET ("GET is the only method for which range
+/// handling is defined", so HEAD gets the 200 head), only with exactly one Range field, and only if
 /// `If-Range`, when present, still matches.
 fn requested_range(head: &RequestHead<'_>, validators: &Validators, size: u64) -> RangeOutcome {
     if head.method != "GET" {
@@ -542,6 +559,8 @@ mod tests {
             ("bytes=23-", b"xyz", "bytes 23-25/26"),
             ("bytes=-2", b"yz", "bytes 24-25/26"),
             ("bytes=20-999", b"uvwxyz", "bytes 20-25/26"),
+            // Download managers probe range support with `bytes=0-`: a 206 even for the whole file.
+            ("bytes=0-", b"abcdefghijklmnopqrstuvwxyz", "bytes 0-25/26"),
         ] {
             let response = get("/static/hello.txt").header("Range", range).send(&files);
             assert_eq!(response.status, 206, "{range}");
