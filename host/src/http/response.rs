@@ -1,1 +1,256 @@
 //! Response heads on the wire: status line, `Date`, `Server`, framing and `Connection`.
+//!
+//! Handlers never frame their own responses: the host alone writes `Content-Length` and `Connection`, so a
+//! handler cannot desynchronise the connection, and header fields that would inject a second line are dropped.
+
+/// The `Server` field sent with every response.
+const SERVER: &[u8] = b"Server: plugd\r\n";
+
+/// Fields the host owns; a handler's own copies are dropped so the framing stays the host's.
+const HOST_OWNED_FIELDS: [&str; 6] = [
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "date",
+    "server",
+    "keep-alive",
+];
+
+/// How the head must describe the connection and the body.
+#[derive(Clone, Copy, Debug)]
+pub struct Framing {
+    /// Bytes of body the response carries (for HEAD: what GET would carry).
+    pub body_len: u64,
+    /// Whether the connection stays open after this response.
+    pub keep_alive: bool,
+    /// The request was HTTP/1.0, which needs `Connection: keep-alive` to persist (RFC 9112 §9.3).
+    pub http10: bool,
+}
+
+/// Whether a response with this status carries no body at all (RFC 9110 §6.4.1): 1xx, 204, 304.
+pub fn status_forbids_body(status: u16) -> bool {
+    status < 200 || status == 204 || status == 304
+}
+
+/// Appends a complete response head to `out`. Returns the number of handler fields it had to drop.
+pub fn write_head(
+    out: &mut Vec<u8>,
+    status: u16,
+    fields: &[(String, String)],
+    framing: Framing,
+    date: &[u8],
+) -> usize {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    push_u64(out, u64::from(status));
+    out.push(b' ');
+    out.extend_from_slice(reason_phrase(status).as_bytes());
+    out.extend_from_slice(b"\r\nDate: ");
+    out.extend_from_slice(date);
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(SERVER);
+    let mut dropped = 0;
+    for (name, value) in fields {
+        if is_host_owned(name) || !is_valid_field(name, value) {
+            dropped += 1;
+            continue;
+        }
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if !status_forbids_body(status) {
+        out.extend_from_slice(b"Content-Length: ");
+        push_u64(out, framing.body_len);
+        out.extend_from_slice(b"\r\n");
+    }
+    match (framing.keep_alive, framing.http10) {
+        (false, _) => out.extend_from_slice(b"Connection: close\r\n"),
+        (true, true) => out.extend_from_slice(b"Connection: keep-alive\r\n"),
+        (true, false) => {}
+    }
+    out.extend_from_slice(b"\r\n");
+    dropped
+}
+
+fn is_host_owned(name: &str) -> bool {
+    HOST_OWNED_FIELDS
+        .iter()
+        .any(|owned| name.eq_ignore_ascii_case(owned))
+}
+
+/// A field name must be a token and a value must not contain CR, LF or NUL (RFC 9110 §5.1, §5.5):
+/// anything else would let a handler forge extra header lines or a second response.
+fn is_valid_field(name: &str, value: &str) -> bool {
+    !name.is_empty()
+        && name.bytes().all(is_tchar)
+        && value
+            .bytes()
+            .all(|b| b == b'\t' || (b >= b' ' && b != 0x7f))
+}
+
+/// RFC 9110 §5.6.2 `tchar`.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// Appends the decimal digits of `n` without going through `fmt`.
+fn push_u64(out: &mut Vec<u8>, n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+/// A complete `text/plain` error response with `Connection: close`, for answers the host gives on its own
+/// before any handler runs (400, 408, 413, 503, ...).
+pub fn write_error(out: &mut Vec<u8>, status: u16, message: &str, date: &[u8]) {
+    let fields = [(
+        "Content-Type".to_owned(),
+        "text/plain; charset=utf-8".to_owned(),
+    )];
+    let framing = Framing {
+        body_len: message.len() as u64 + 1,
+        keep_alive: false,
+        http10: false,
+    };
+    write_head(out, status, &fields, framing, date);
+    out.extend_from_slice(message.as_bytes());
+    out.push(b'\n');
+}
+
+/// The interim response that tells a client waiting on `Expect: 100-continue` to send its body.
+pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+/// The reason phrase of a status code (RFC 9110 §15); an unknown code gets an empty phrase, which is valid.
+pub fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        101 => "Switching Protocols",
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
+        206 => "Partial Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        304 => "Not Modified",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        410 => "Gone",
+        411 => "Length Required",
+        412 => "Precondition Failed",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        415 => "Unsupported Media Type",
+        416 => "Range Not Satisfiable",
+        417 => "Expectation Failed",
+        422 => "Unprocessable Content",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        505 => "HTTP Version Not Supported",
+        _ => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DATE: &[u8] = b"Thu, 26 Nov 2026 20:00:00 GMT";
+
+    fn head(status: u16, fields: &[(&str, &str)], framing: Framing) -> String {
+        let fields: Vec<_> = fields
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect();
+        let mut out = Vec::new();
+        write_head(&mut out, status, &fields, framing, DATE);
+        String::from_utf8(out).unwrap()
+    }
+
+    const KEEP: Framing = Framing {
+        body_len: 5,
+        keep_alive: true,
+        http10: false,
+    };
+
+    #[test]
+    fn writes_status_line_date_server_and_length() {
+        assert_eq!(
+            head(200, &[("Content-Type", "text/plain")], KEEP),
+            "HTTP/1.1 200 OK\r\nDate: Thu, 26 Nov 2026 20:00:00 GMT\r\nServer: plugd\r\n\
+             Content-Type: text/plain\r\nContent-Length: 5\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn says_close_or_keep_alive_as_the_version_needs() {
+        let close = Framing {
+            keep_alive: false,
+            ..KEEP
+        };
+        assert!(head(200, &[], close).ends_with("Content-Length: 5\r\nConnection: close\r\n\r\n"));
+        let http10 = Framing {
+            http10: true,
+            ..KEEP
+        };
+        assert!(head(200, &[], http10).ends_with("Connection: keep-alive\r\n\r\n"));
+    }
+
+    #[test]
+    fn drops_framing_fields_and_injection_attempts_from_handlers() {
+        let fields = [
+            ("Content-Length", "999"),
+            ("transfer-encoding", "chunked"),
+            ("X-Evil", "a\r\nSet-Cookie: x=1"),
+            ("Bad Name", "v"),
+            ("X-Ok", "fine"),
+        ];
+        let text = head(200, &fields, KEEP);
+        assert!(!text.contains("999") && !text.contains("chunked") && !text.contains("Set-Cookie"));
+        assert!(!text.contains("Bad Name"));
+        assert!(text.contains("X-Ok: fine\r\n"));
+    }
+
+    #[test]
+    fn bodiless_statuses_carry_no_content_length() {
+        for status in [100, 204, 304] {
+            assert!(
+                !head(status, &[], KEEP).contains("Content-Length"),
+                "{status}"
+            );
+        }
+    }
+
+    #[test]
+    fn formats_lengths_exactly() {
+        for n in [0, 9, 10, 12345, u64::MAX] {
+            let mut out = Vec::new();
+            push_u64(&mut out, n);
+            assert_eq!(out, n.to_string().as_bytes());
+        }
+    }
+}

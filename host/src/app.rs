@@ -1,0 +1,89 @@
+//! Assembles the server from a [`Config`]: descriptor limit, routes (static files, then plugins),
+//! listener, signal handling; then serves until a signal has drained it.
+
+use std::sync::Arc;
+
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+use crate::config::Config;
+use crate::plugins::Plugins;
+use crate::router::RouterBuilder;
+use crate::server::{Server, ShutdownHandle};
+use crate::static_files::StaticFiles;
+use crate::sys;
+
+/// Descriptors plugd needs besides one per connection: listener, epoll, signal pipe, logs, files being sent.
+const RESERVED_DESCRIPTORS: u64 = 64;
+
+/// Why plugd did not start (or stopped badly).
+#[derive(Debug)]
+pub enum StartError {
+    /// The configuration or a plugin was refused: exit 2.
+    Config(String),
+    /// The network or the OS refused: exit 1.
+    Io(String),
+}
+
+pub fn run(config: Config) -> Result<(), StartError> {
+    check_descriptor_limit(&config);
+    let mut routes = RouterBuilder::new();
+    let static_files = Arc::new(StaticFiles::new(&config.static_dir));
+    routes
+        .add_all(&[("GET", "/static/{*path}")], "static", static_files)
+        .map_err(|err| StartError::Config(format!("static route: {err}")))?;
+    let mut plugins = Plugins::load_dir(&config.plugin_dir);
+    plugins.register(&mut routes);
+    if config.strict_plugins && !plugins.refused().is_empty() {
+        return Err(StartError::Config(format!(
+            "{} plugin file(s) refused and --strict-plugins is set",
+            plugins.refused().len()
+        )));
+    }
+    let server = Server::bind(&config, routes.build())
+        .map_err(|err| StartError::Io(format!("cannot listen on {}: {err}", config.addr)))?;
+    log::info!(
+        "listening on http://{} with {} workers",
+        server.local_addr(),
+        config.threads
+    );
+    watch_signals(server.shutdown_handle())?;
+    let served = server.run();
+    plugins.shutdown();
+    served.map_err(|err| StartError::Io(format!("serving failed: {err}")))?;
+    log::info!("shut down cleanly");
+    Ok(())
+}
+
+/// Raises the open-files limit and says so when it would still cap `--max-connections`.
+fn check_descriptor_limit(config: &Config) {
+    match sys::raise_open_files_limit() {
+        Ok(limit) if limit < config.max_connections as u64 + RESERVED_DESCRIPTORS => log::warn!(
+            "open-files limit {limit} caps connections below --max-connections {}",
+            config.max_connections
+        ),
+        Ok(limit) => log::debug!("open-files limit {limit}"),
+        Err(err) => log::warn!("cannot read the open-files limit: {err}"),
+    }
+}
+
+/// SIGINT or SIGTERM starts a graceful shutdown; a second one ends the process at once.
+fn watch_signals(handle: ShutdownHandle) -> Result<(), StartError> {
+    let mut signals = Signals::new([SIGINT, SIGTERM])
+        .map_err(|err| StartError::Io(format!("cannot handle signals: {err}")))?;
+    std::thread::Builder::new()
+        .name("plugd-signals".into())
+        .spawn(move || {
+            let mut received = signals.forever();
+            if let Some(signal) = received.next() {
+                log::info!("signal {signal}: shutting down (finishing in-flight requests)");
+                handle.shutdown();
+            }
+            if received.next().is_some() {
+                log::warn!("second signal: exiting now");
+                std::process::exit(1);
+            }
+        })
+        .map_err(|err| StartError::Io(format!("cannot start the signal thread: {err}")))?;
+    Ok(())
+}

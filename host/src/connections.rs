@@ -1,0 +1,198 @@
+//! Every open connection and where it is: parked in the readiness set (with its deadline) or held by the
+//! one worker serving it. No thread sits on an idle connection, so its only cost is its entry here.
+//!
+//! A token names a slot and that slot's generation, so an event that arrives for a connection already
+//! closed (and its slot reused) is recognised as stale and ignored.
+
+use std::os::fd::AsRawFd;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use crate::conn::Conn;
+use crate::poller::{Interest, Poller};
+
+/// Poller token of the listening socket; connection tokens never reach it (their generation is < 2^32 - 1).
+pub const LISTENER: u64 = u64::MAX;
+
+#[derive(Default)]
+pub struct Connections {
+    table: Mutex<Table>,
+}
+
+#[derive(Default)]
+struct Table {
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    open: usize,
+}
+
+#[derive(Default)]
+struct Slot {
+    generation: u32,
+    state: State,
+}
+
+#[derive(Default)]
+enum State {
+    #[default]
+    Free,
+    /// Waiting in the poller; whoever takes it next (event or sweep) owns it.
+    Parked(Box<Conn>),
+    /// A worker is serving it.
+    Busy,
+}
+
+fn token(index: u32, generation: u32) -> u64 {
+    (u64::from(generation) << 32) | u64::from(index)
+}
+
+fn split(token: u64) -> (usize, u32) {
+    ((token & 0xffff_ffff) as usize, (token >> 32) as u32)
+}
+
+impl Connections {
+    /// Parks a new connection unless `max` are already open (then hands it back for a 503).
+    pub fn insert(&self, conn: Box<Conn>, max: usize) -> Result<u64, Box<Conn>> {
+        let mut table = self.lock();
+        if table.open >= max {
+            return Err(conn);
+        }
+        table.open += 1;
+        let index = match table.free.pop() {
+            Some(index) => index,
+            None => {
+                table.slots.push(Slot::default());
+                (table.slots.len() - 1) as u32
+            }
+        };
+        let slot = &mut table.slots[index as usize];
+        slot.state = State::Parked(conn);
+        Ok(token(index, slot.generation))
+    }
+
+    /// Takes the connection an event was for; `None` if the event is stale.
+    pub fn take(&self, token: u64) -> Option<Box<Conn>> {
+        let (index, generation) = split(token);
+        let mut table = self.lock();
+        let slot = table
+            .slots
+            .get_mut(index)
+            .filter(|slot| slot.generation == generation)?;
+        match std::mem::replace(&mut slot.state, State::Busy) {
+            State::Parked(conn) => Some(conn),
+            other => {
+                slot.state = other;
+                None
+            }
+        }
+    }
+
+    /// Returns a connection a worker served to the table. The caller re-arms it in the poller afterwards:
+    /// parking first means an event can never find the slot busy.
+    pub fn park(&self, token: u64, conn: Box<Conn>) {
+        let (index, _) = split(token);
+        if let Some(slot) = self.lock().slots.get_mut(index) {
+            slot.state = State::Parked(conn);
+        }
+    }
+
+    /// Frees the slot of a connection its worker closed.
+    pub fn remove(&self, token: u64) {
+        let (index, _) = split(token);
+        let mut table = self.lock();
+        if let Some(slot) = table.slots.get_mut(index) {
+            slot.state = State::Free;
+            slot.generation = (slot.generation + 1) % (u32::MAX - 1);
+            table.free.push(index as u32);
+            table.open -= 1;
+        }
+    }
+
+    pub fn open(&self) -> usize {
+        self.lock().open
+    }
+
+    /// Marks every parked connection whose deadline has passed (or, when `closing_idle`, that is idle) as
+    /// expired, and wakes it by re-arming it for writability, which a socket has at once: the worker that
+    /// takes it then answers or closes it as its state requires. Only the owner ever closes a connection.
+    pub fn expire(&self, now: Instant, closing_idle: bool, poller: &Poller) {
+        let mut table = self.lock();
+        for (index, slot) in table.slots.iter_mut().enumerate() {
+            let State::Parked(conn) = &mut slot.state else {
+                continue;
+            };
+            if conn.expired || !(conn.deadline <= now || (closing_idle && conn.is_idle())) {
+                continue;
+            }
+            conn.expired = true;
+            let token = token(index as u32, slot.generation);
+            if let Err(err) = poller.rearm(conn.socket().as_raw_fd(), token, Interest::Write) {
+                log::warn!("cannot wake expired connection {}: {err}", conn.peer());
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
+        // A panic while holding this lock cannot leave the table inconsistent (each method is one step),
+        // so a poisoned lock is still usable.
+        self.table
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{TcpListener, TcpStream};
+
+    use super::*;
+    use crate::config::Config;
+
+    fn conn() -> (Box<Conn>, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (socket, peer) = listener.accept().unwrap();
+        (
+            Box::new(Conn::new(socket, peer, &Config::for_tests().timeouts)),
+            client,
+        )
+    }
+
+    #[test]
+    fn a_stale_token_finds_nothing_after_its_slot_is_reused() {
+        let table = Connections::default();
+        let (first, _c1) = conn();
+        let old = table.insert(first, 10).ok().unwrap();
+        assert!(table.take(old).is_some());
+        table.remove(old);
+        let (second, _c2) = conn();
+        let new = table.insert(second, 10).ok().unwrap();
+        assert_ne!(old, new, "a reused slot gets a new generation");
+        assert!(
+            table.take(old).is_none(),
+            "an event for the closed connection is ignored"
+        );
+        assert!(table.take(new).is_some());
+    }
+
+    #[test]
+    fn a_busy_connection_cannot_be_taken_twice() {
+        let table = Connections::default();
+        let (c, _client) = conn();
+        let token = table.insert(c, 10).ok().unwrap();
+        let taken = table.take(token).unwrap();
+        assert!(table.take(token).is_none());
+        table.park(token, taken);
+        assert!(table.take(token).is_some());
+    }
+
+    #[test]
+    fn refuses_past_the_connection_limit() {
+        let table = Connections::default();
+        let (a, _ca) = conn();
+        let (b, _cb) = conn();
+        table.insert(a, 1).ok().unwrap();
+        assert!(table.insert(b, 1).is_err());
+        assert_eq!(table.open(), 1);
+    }
+}

@@ -1,0 +1,59 @@
+//! One complete request -> one response: method check, route lookup, the handler call, and the built-in
+//! answers (404, 405, 501, 500). A panicking handler becomes a 500 here and never reaches the worker.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use crate::handler::{Request, Response};
+use crate::router::{RouteMatch, Router};
+
+/// Methods defined by RFC 9110 §9 and RFC 5789 (PATCH); anything else is answered 501 (RFC 9110 §9.1).
+const KNOWN_METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
+
+/// Who answered, for the access log.
+pub const BUILTIN: &str = "builtin";
+
+/// Routes `req` and calls its handler. Returns the response and the name of whoever produced it.
+pub fn dispatch<'r>(router: &'r Router, req: &Request<'_>) -> (Response, &'r str) {
+    let method = req.head.method;
+    if !KNOWN_METHODS.contains(&method) {
+        return (Response::text(501, "Not Implemented"), BUILTIN);
+    }
+    match router.lookup(method, req.head.path) {
+        RouteMatch::Found { route, params } => {
+            let req = Request {
+                params: &params,
+                ..*req
+            };
+            let response = match catch_unwind(AssertUnwindSafe(|| route.handler.handle(&req))) {
+                Ok(response) => response,
+                Err(panic) => {
+                    log::error!(
+                        "handler of {} for {} {} panicked: {}",
+                        route.owner,
+                        route.method,
+                        route.pattern,
+                        panic_message(&panic)
+                    );
+                    Response::text(500, "Internal Server Error")
+                }
+            };
+            (response, &route.owner)
+        }
+        RouteMatch::MethodNotAllowed { allow } => (
+            Response::text(405, "Method Not Allowed").with_header("Allow", allow),
+            BUILTIN,
+        ),
+        RouteMatch::NotFound => (Response::text(404, "Not Found"), BUILTIN),
+    }
+}
+
+/// The text a panic was raised with, when it was a string.
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(not a string)")
+}

@@ -1,0 +1,136 @@
+//! The types that cross the host/plugin boundary besides [`Request`] and [`Response`]: the root module every
+//! plugin library exports, its manifest, and the handler object `init` returns.
+//!
+//! Everything here is checked by abi_stable's layout checker when the host loads a library. The compatibility
+//! rules are in the crate docs ("Compatibility policy").
+
+// `#[sabi_trait]` (abi_stable 0.11) generates impls inside a `const` block, which this newer lint flags.
+#![allow(non_local_definitions)]
+
+use abi_stable::library::RootModule;
+use abi_stable::sabi_types::VersionStrings;
+use abi_stable::std_types::{RBox, ROption, RResult, RSlice, RStr, RString};
+use abi_stable::{declare_root_module_statics, package_version_strings, sabi_trait, StableAbi};
+
+use crate::{Request, Response};
+
+/// One `(method, pattern)` a plugin serves, e.g. `("GET", "/hello/{name}")`.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy, Debug)]
+pub struct Route {
+    method: RStr<'static>,
+    pattern: RStr<'static>,
+}
+
+impl Route {
+    /// A route; `pattern` uses the router's syntax: exact segments, `{param}`, a trailing `{*rest}`.
+    pub const fn new(method: &'static str, pattern: &'static str) -> Route {
+        Route {
+            method: RStr::from_str(method),
+            pattern: RStr::from_str(pattern),
+        }
+    }
+
+    /// The method, e.g. `GET`.
+    pub fn method(&self) -> &'static str {
+        self.method.as_str()
+    }
+
+    /// The pattern, e.g. `/hello/{name}`.
+    pub fn pattern(&self) -> &'static str {
+        self.pattern.as_str()
+    }
+}
+
+/// What a plugin declares about itself, readable before any of its code runs.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy, Debug)]
+pub struct Manifest {
+    pub name: RStr<'static>,
+    pub version: RStr<'static>,
+    pub routes: RSlice<'static, Route>,
+}
+
+/// One configuration entry passed to `init`.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy, Debug)]
+pub struct ConfigEntry<'a> {
+    pub key: RStr<'a>,
+    pub value: RStr<'a>,
+}
+
+/// The configuration a plugin's `init` receives: key/value pairs (none yet; a later plugd passes a per-plugin
+/// section of its configuration).
+#[derive(Clone, Copy, Debug)]
+pub struct Config<'a> {
+    entries: &'a [ConfigEntry<'a>],
+}
+
+impl<'a> Config<'a> {
+    /// A configuration over `entries`.
+    pub fn new(entries: &'a [ConfigEntry<'a>]) -> Config<'a> {
+        Config { entries }
+    }
+
+    /// The value of `key`, if set.
+    pub fn get(&self, key: &str) -> Option<&'a str> {
+        self.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+
+    /// All entries in order, as `(key, value)`.
+    pub fn iter(&self) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        self.entries
+            .iter()
+            .map(|e| (e.key.as_str(), e.value.as_str()))
+    }
+}
+
+/// A panic caught inside the plugin: the message, with the source location when it was available.
+///
+/// Only ever shown in the host's log, never sent to a client.
+pub type PanicMessage = RString;
+
+/// The handler object `init` returns: the plugin's state behind an FFI-safe vtable.
+///
+/// `Send + Sync` from day one (marker supertraits cannot be added later); every worker calls it concurrently.
+/// The vtable is a prefix type: methods added after `shutdown` are optional, so older plugins keep loading.
+#[sabi_trait]
+pub trait PluginObject: Send + Sync {
+    /// Answers one request. `RErr` carries the message of a panic caught inside the plugin.
+    fn handle(&self, req: &Request<'_>) -> RResult<Response, PanicMessage>;
+
+    /// Called once when the host shuts down; `RSome` carries the message of a caught panic.
+    #[sabi(last_prefix_field)]
+    fn shutdown(&self) -> ROption<PanicMessage>;
+}
+
+/// A plugin's handler object as the host holds it.
+pub type PluginInstance = PluginObject_TO<'static, RBox<()>>;
+
+/// The signature of a plugin's `init` entry point.
+pub type InitFn =
+    extern "C" fn(config: RSlice<'_, ConfigEntry<'_>>) -> RResult<PluginInstance, RString>;
+
+/// The root module every plugin library exports (through [`export_plugin!`](crate::export_plugin)).
+///
+/// A prefix type: fields after `init` (the last prefix field) are optional, so new entry points can be added
+/// without stranding plugins built before them.
+#[repr(C)]
+#[derive(StableAbi)]
+#[sabi(kind(Prefix(prefix_ref = PluginModRef)))]
+#[sabi(missing_field(panic))]
+pub struct PluginMod {
+    /// Name, version and routes: read by the host before any plugin code runs.
+    pub manifest: Manifest,
+    /// Builds the plugin's state from its configuration, or says why it cannot.
+    #[sabi(last_prefix_field)]
+    pub init:
+        extern "C" fn(config: RSlice<'_, ConfigEntry<'_>>) -> RResult<PluginInstance, RString>,
+}
+
+impl RootModule for PluginModRef {
+    declare_root_module_statics! {PluginModRef}
+    const BASE_NAME: &'static str = "plugd_plugin";
+    const NAME: &'static str = "plugd plugin";
+    const VERSION_STRINGS: VersionStrings = package_version_strings!();
+}
