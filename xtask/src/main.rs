@@ -1,1 +1,152 @@
-fn main() {}
+//! Project commands, std only so they build in a second: `cargo serve` (an alias for `cargo xtask serve`,
+//! see `.cargo/config.toml`).
+
+use std::env;
+use std::ffi::OsString;
+use std::fs;
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+/// The example plugin crates `serve` builds and installs.
+const EXAMPLE_PLUGINS: &[&str] = &["hello", "echo", "counter"];
+/// Where `serve` listens unless told otherwise (flag or `PLUGD_*` variable).
+const DEFAULTS: &[(&str, &str, &str)] = &[
+    ("--host", "PLUGD_HOST", "127.0.0.1"),
+    ("--port", "PLUGD_PORT", "8080"),
+    ("--plugin-dir", "PLUGD_PLUGIN_DIR", "plugins"),
+    ("--static-dir", "PLUGD_STATIC_DIR", "static"),
+];
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  serve [-- PLUGD ARGS]  build plugd and the example plugins (release), install the plugins into plugins/,
+                         start plugd on 127.0.0.1:8080 serving static/ (`cargo serve` for short)
+  install                build and install the example plugins only";
+
+fn main() -> ExitCode {
+    let mut args = env::args_os().skip(1);
+    let command = args.next().and_then(|c| c.into_string().ok());
+    let rest: Vec<OsString> = args.skip_while(|a| a == "--").collect();
+    let result = match command.as_deref() {
+        Some("serve") => serve(rest),
+        Some("install") => build_and_install().map(drop),
+        Some("help" | "-h" | "--help") | None => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Some(other) => Err(format!("unknown command `{other}`\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Builds, installs, then replaces this process with `plugd` (so Ctrl-C and SIGTERM reach it directly).
+fn serve(extra: Vec<OsString>) -> Result<(), String> {
+    let release = build_and_install()?;
+    let mut cmd = Command::new(release.join("plugd"));
+    cmd.current_dir(workspace_root());
+    for (flag, env_var, value) in DEFAULTS {
+        let given = extra.iter().any(|a| {
+            a.to_str()
+                .is_some_and(|a| a == *flag || a.starts_with(&format!("{flag}=")))
+        });
+        if !given && env::var_os(env_var).is_none() {
+            cmd.args([flag, value]);
+        }
+    }
+    cmd.args(&extra);
+    let err = cmd.exec();
+    Err(format!(
+        "cannot start {}: {err}",
+        release.join("plugd").display()
+    ))
+}
+
+/// `cargo build --release` of the host and the example plugins, then installs each plugin into `plugins/`.
+/// Returns the release folder.
+fn build_and_install() -> Result<PathBuf, String> {
+    let root = workspace_root();
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut build = Command::new(&cargo);
+    build
+        .current_dir(&root)
+        .args(["build", "--release", "-p", "plugd"]);
+    for plugin in EXAMPLE_PLUGINS {
+        build.args(["-p", plugin]);
+    }
+    let status = build
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !status.success() {
+        return Err(format!("cargo build failed ({status})"));
+    }
+    let release = target_dir(&cargo, &root)?.join("release");
+    for plugin in EXAMPLE_PLUGINS {
+        let file = format!(
+            "{}{plugin}{}",
+            env::consts::DLL_PREFIX,
+            env::consts::DLL_SUFFIX
+        );
+        install(&release.join(&file), &root.join("plugins").join(&file))
+            .map_err(|e| format!("installing {file} into plugins/: {e}"))?;
+        eprintln!("xtask: installed plugins/{file}");
+    }
+    Ok(release)
+}
+
+/// Copies `src` to a temporary name beside `dst`, then renames it over `dst`. Overwriting a loaded library in
+/// place crashes the process that mapped it; a rename leaves the old inode intact for whoever has it open
+/// (DESIGN.md pitfall 5). The temporary name does not end in the library suffix, so a server scanning the
+/// folder meanwhile never sees a half-written library.
+fn install(src: &Path, dst: &Path) -> io::Result<()> {
+    let name = dst.file_name().expect("file name").to_string_lossy();
+    let tmp = dst.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    fs::copy(src, &tmp)?;
+    fs::rename(&tmp, dst).inspect_err(|_| {
+        let _ = fs::remove_file(&tmp);
+    })
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask/ lives inside the workspace")
+        .to_path_buf()
+}
+
+/// The target folder as cargo sees it (`CARGO_TARGET_DIR`, `build.target-dir` and all), from `cargo metadata`.
+fn target_dir(cargo: &OsString, root: &Path) -> Result<PathBuf, String> {
+    let out = Command::new(cargo)
+        .current_dir(root)
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
+        .output()
+        .map_err(|e| format!("cannot run cargo metadata: {e}"))?;
+    let json = String::from_utf8_lossy(&out.stdout);
+    // The one string field we need; a JSON parser would be the only dependency of this crate.
+    let key = "\"target_directory\":\"";
+    let start = json
+        .find(key)
+        .ok_or("cargo metadata did not report target_directory")?
+        + key.len();
+    let end = json[start..]
+        .find('"')
+        .ok_or("malformed cargo metadata output")?;
+    Ok(PathBuf::from(
+        json[start..start + end].replace("\\\\", "\\"),
+    ))
+}
