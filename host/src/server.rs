@@ -46,6 +46,8 @@ pub(crate) struct Shared {
     pub last_sweep: AtomicU64,
     /// Set once, when shutdown begins: the time by which the server exits whatever is still open.
     pub shutdown_deadline: OnceLock<Instant>,
+    /// Which workers run the event loop (see [`pool`]).
+    pub pool: pool::Pool,
 }
 
 pub struct Server {
@@ -75,6 +77,7 @@ impl Server {
             started: Instant::now(),
             last_sweep: AtomicU64::new(0),
             shutdown_deadline: OnceLock::new(),
+            pool: pool::Pool::new(config.threads),
         };
         Ok(Server {
             shared: Arc::new(shared),
@@ -101,7 +104,7 @@ impl Server {
                 let shared = Arc::clone(&self.shared);
                 std::thread::Builder::new()
                     .name(format!("plugd-worker-{n}"))
-                    .spawn(move || pool::work(&shared))
+                    .spawn(move || pool::work(&shared, n))
             })
             .collect::<io::Result<Vec<_>>>()?;
         for worker in workers {
