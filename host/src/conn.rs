@@ -6,7 +6,7 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{self, Write};
+use std::io;
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -26,6 +26,10 @@ const READ_CHUNK: usize = 64 * 1024;
 /// Pending response bytes after which pipelined requests wait until the client reads: bounds memory
 /// per connection when a client pipelines without reading.
 const OUTPUT_HIGH_WATER: usize = 256 * 1024;
+/// Files up to this size are read into the output buffer, so head and body leave in one write (one TCP
+/// segment) and the response needs no queue; larger ones are sent by `sendfile`, never read into memory.
+/// static_1k (perf stat, wrk -c64): 22.7 us CPU/request with head + sendfile, 18.2-19.1 us inline.
+const INLINE_FILE_MAX: u64 = 16 * 1024;
 /// File bytes sent per wake-up before other connections get a turn.
 const SENDFILE_BUDGET: u64 = 8 * 1024 * 1024;
 /// How long a closing connection keeps reading (and discarding) so the client sees our final response
@@ -333,6 +337,8 @@ impl Conn {
             Body::Empty => {}
             Body::Bytes(bytes) => out.extend_from_slice(&bytes),
             Body::Static(bytes) => out.extend_from_slice(bytes),
+            Body::File { file, offset, len }
+                if len <= INLINE_FILE_MAX && read_into(out, &file, offset, len) => {}
             Body::File { file, offset, len } => {
                 self.output.push_back(Pending::Bytes {
                     data: std::mem::take(out),
@@ -372,7 +378,7 @@ impl Conn {
     /// Writes the responses of this wake-up: in one write when nothing was pending.
     fn write_out(&mut self, scratch: &mut Scratch) -> io::Result<()> {
         if self.output.is_empty() && !scratch.out.is_empty() {
-            let sent = write_nonblocking(&self.socket, &scratch.out)?;
+            let sent = write_nonblocking(&self.socket, &scratch.out, false)?;
             if sent < scratch.out.len() {
                 self.output.push_back(Pending::Bytes {
                     data: scratch.out[sent..].to_vec(),
@@ -392,10 +398,15 @@ impl Conn {
     /// Sends pending output until it is all gone (`true`) or the socket is full or the budget spent (`false`).
     fn flush(&mut self) -> io::Result<bool> {
         let mut budget = SENDFILE_BUDGET;
-        while let Some(pending) = self.output.front_mut() {
+        loop {
+            let more = matches!(self.output.get(1), Some(Pending::File { .. }));
+            let Some(pending) = self.output.front_mut() else {
+                break;
+            };
             let done = match pending {
                 Pending::Bytes { data, sent } => {
-                    *sent += write_nonblocking(&self.socket, &data[*sent..])?;
+                    // A head followed by its file: MSG_MORE lets the kernel put both in one segment.
+                    *sent += write_nonblocking(&self.socket, &data[*sent..], more)?;
                     *sent == data.len()
                 }
                 Pending::File {
@@ -483,17 +494,29 @@ impl Conn {
             log::debug!("{}: request timed out", self.peer);
             let mut out = Vec::new();
             response::write_error(&mut out, 408, "request timeout", cx.date);
-            let _ = write_nonblocking(&self.socket, &out);
+            let _ = write_nonblocking(&self.socket, &out, false);
         }
         Next::Close
     }
 }
 
-/// Writes as much of `data` as the socket takes now.
-fn write_nonblocking(mut socket: &TcpStream, data: &[u8]) -> io::Result<usize> {
+/// Reads `len` bytes of `file` from `offset` onto the end of `out`; `false` (and `out` unchanged) if the
+/// file no longer has them.
+fn read_into(out: &mut Vec<u8>, file: &File, offset: u64, len: u64) -> bool {
+    let start = out.len();
+    out.resize(start + len as usize, 0);
+    let read = std::os::unix::fs::FileExt::read_exact_at(file, &mut out[start..], offset);
+    if read.is_err() {
+        out.truncate(start);
+    }
+    read.is_ok()
+}
+
+/// Writes as much of `data` as the socket takes now; `more`: the rest of the response follows at once.
+fn write_nonblocking(socket: &TcpStream, data: &[u8], more: bool) -> io::Result<usize> {
     let mut sent = 0;
     while sent < data.len() {
-        match socket.write(&data[sent..]) {
+        match sys::send(socket, &data[sent..], more) {
             Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
             Ok(n) => sent += n,
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,

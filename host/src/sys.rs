@@ -20,6 +20,19 @@ pub fn sendfile(socket: &TcpStream, file: &File, offset: u64, len: u64) -> io::R
     }
 }
 
+/// `send` without SIGPIPE, as std's `write` on a socket; `more` adds `MSG_MORE`: the caller sends the rest
+/// of the response (a file, by [`sendfile`]) right after, and the kernel may put both in one segment.
+pub fn send(socket: &TcpStream, data: &[u8], more: bool) -> io::Result<usize> {
+    let flags = libc::MSG_NOSIGNAL | if more { libc::MSG_MORE } else { 0 };
+    // SAFETY: `data` is a valid, initialised buffer of `data.len()` bytes for the duration of the call.
+    let sent = unsafe { libc::send(socket.as_raw_fd(), data.as_ptr().cast(), data.len(), flags) };
+    if sent < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(sent as usize)
+    }
+}
+
 /// Raises the soft open-files limit to the hard limit, as nginx's `worker_rlimit_nofile` does: every
 /// connection is a descriptor, and the usual soft limit of 1024 would cap plugd far below its
 /// `--max-connections`. Returns the limit now in force.
