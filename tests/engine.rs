@@ -1313,6 +1313,20 @@ fn wait_until_refused(server: &Server, within: Duration) {
     }
 }
 
+/// Sends the rest of a request that was in flight when shutdown began: it is answered, told the connection
+/// closes, and the connection is closed.
+fn finish_in_flight(conn: &mut Conn, rest: &[u8]) {
+    conn.send(rest);
+    let response = conn.read_response().unwrap();
+    assert_eq!(response.status_line(), "HTTP/1.1 404 Not Found");
+    assert!(
+        response.header_has_token("Connection", "close"),
+        "{}",
+        response.raw_head
+    );
+    conn.expect_closed(secs(3.0)).unwrap();
+}
+
 #[test]
 fn sigterm_finishes_the_request_in_flight_closes_idle_connections_and_exits_0() {
     let mut server = Server::start(&["--shutdown-timeout", "5"]);
@@ -1331,15 +1345,7 @@ fn sigterm_finishes_the_request_in_flight_closes_idle_connections_and_exits_0() 
         .unwrap_or_else(|e| panic!("idle connection: {e}"));
     wait_until_refused(&server, secs(3.0));
 
-    in_flight.send(b"\r\n");
-    let response = in_flight.read_response().unwrap();
-    assert_eq!(response.status_line(), "HTTP/1.1 404 Not Found");
-    assert!(
-        response.header_has_token("Connection", "close"),
-        "{}",
-        response.raw_head
-    );
-    in_flight.expect_closed(secs(3.0)).unwrap();
+    finish_in_flight(&mut in_flight, b"\r\n");
 
     let status = server.wait_exit(secs(6.0));
     assert_eq!(status.code(), Some(0), "{}", server.stderr());
@@ -1363,15 +1369,7 @@ fn sigterm_lets_a_request_body_in_flight_finish() {
         server.stderr()
     );
     thread::sleep(secs(0.3));
-    in_flight.send(b"done!");
-    let response = in_flight.read_response().unwrap();
-    assert_eq!(response.status_line(), "HTTP/1.1 404 Not Found");
-    assert!(
-        response.header_has_token("Connection", "close"),
-        "{}",
-        response.raw_head
-    );
-    in_flight.expect_closed(secs(3.0)).unwrap();
+    finish_in_flight(&mut in_flight, b"done!");
     assert_eq!(
         server.wait_exit(secs(6.0)).code(),
         Some(0),
