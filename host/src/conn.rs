@@ -8,6 +8,7 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::config::{Limits, Timeouts};
@@ -43,9 +44,16 @@ pub struct Context<'a> {
     pub router: &'a Router,
     pub limits: &'a Limits,
     pub timeouts: &'a Timeouts,
-    /// The server is draining: answer what is in flight, with `Connection: close`.
-    pub shutting_down: bool,
+    /// Set when the server starts draining: answer what is in flight, with `Connection: close`.
+    /// Read live, since a handler may run across the moment shutdown begins.
+    pub shutdown: &'a OnceLock<Instant>,
     pub date: &'a [u8],
+}
+
+impl Context<'_> {
+    fn shutting_down(&self) -> bool {
+        self.shutdown.get().is_some()
+    }
 }
 
 /// A worker's reusable buffers, lent to whichever connection it serves.
@@ -261,7 +269,7 @@ impl Conn {
             peer: self.peer,
         };
         let (response, handler) = dispatch::dispatch(cx.router, &request);
-        let keep_alive = head.keep_alive && !cx.shutting_down && !self.peer_done;
+        let keep_alive = head.keep_alive && !cx.shutting_down() && !self.peer_done;
         let sent = self.queue_response(&mut scratch.out, response, &head, keep_alive, cx.date);
         access_log(self.peer, &head, sent, started, handler);
         if !keep_alive {
@@ -432,7 +440,7 @@ impl Conn {
         self.deadline = match (self.body_started, self.request_started) {
             (Some(body), _) => body + cx.timeouts.body,
             (None, Some(head)) if !self.input.is_empty() => head + cx.timeouts.header,
-            _ if cx.shutting_down => return Next::Close,
+            _ if cx.shutting_down() => return Next::Close,
             _ => now + cx.timeouts.idle,
         };
         if self.input.is_empty() {

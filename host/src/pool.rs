@@ -55,7 +55,7 @@ fn serve(shared: &Shared, token: u64, scratch: &mut Scratch) {
         router: &shared.router,
         limits: &shared.limits,
         timeouts: &shared.timeouts,
-        shutting_down: shared.shutdown_deadline.get().is_some(),
+        shutdown: &shared.shutdown_deadline,
         date: &date,
     };
     let next =

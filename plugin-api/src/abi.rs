@@ -10,6 +10,7 @@
 use abi_stable::library::RootModule;
 use abi_stable::sabi_types::VersionStrings;
 use abi_stable::std_types::{RBox, ROption, RResult, RSlice, RStr, RString};
+use abi_stable::type_layout::TypeLayout;
 use abi_stable::{declare_root_module_statics, package_version_strings, sabi_trait, StableAbi};
 
 use crate::{Request, Response};
@@ -90,18 +91,43 @@ impl<'a> Config<'a> {
 /// Only ever shown in the host's log, never sent to a client.
 pub type PanicMessage = RString;
 
+/// An optional capability a plugin offers under a versioned name (e.g. `"streaming.v1"`, none exist yet):
+/// a module the host finds by asking, instead of a field it expects.
+///
+/// This is how plugd grows without stranding built plugins (DESIGN.md pitfall 3: a host whose prefix types
+/// grew refuses plugins built against the smaller layout). The root module and the handler object never gain
+/// fields; a new feature is a new capability type in a plugin-api patch release. A newer plugd asks an older
+/// plugin for it and gets `RNone`; an older plugd never asks a newer plugin. Before using one, the host checks
+/// `layout` against the type it expects with abi_stable's layout checker.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy, Debug)]
+pub struct Capability {
+    /// The layout of the module `module` points to, as the plugin compiled it.
+    pub layout: &'static TypeLayout,
+    /// The module, valid for as long as the object it came from (the library, or the handler object).
+    pub module: *const (),
+}
+
+/// The answer of a plugin that offers no capability under a name (every plugin, so far).
+pub(crate) extern "C" fn no_capability(_name: RStr<'_>) -> ROption<Capability> {
+    ROption::RNone
+}
+
 /// The handler object `init` returns: the plugin's state behind an FFI-safe vtable.
 ///
 /// `Send + Sync` from day one (marker supertraits cannot be added later); every worker calls it concurrently.
-/// The vtable is a prefix type: methods added after `shutdown` are optional, so older plugins keep loading.
+/// Its method set is final: new per-instance features come through [`PluginObject::capability`].
 #[sabi_trait]
 pub trait PluginObject: Send + Sync {
     /// Answers one request. `RErr` carries the message of a panic caught inside the plugin.
     fn handle(&self, req: &Request<'_>) -> RResult<Response, PanicMessage>;
 
     /// Called once when the host shuts down; `RSome` carries the message of a caught panic.
-    #[sabi(last_prefix_field)]
     fn shutdown(&self) -> ROption<PanicMessage>;
+
+    /// The per-instance capability named `name`, if this plugin offers it (see [`Capability`]).
+    #[sabi(last_prefix_field)]
+    fn capability(&self, name: RStr<'_>) -> ROption<Capability>;
 }
 
 /// A plugin's handler object as the host holds it.
@@ -113,8 +139,8 @@ pub type InitFn =
 
 /// The root module every plugin library exports (through [`export_plugin!`](crate::export_plugin)).
 ///
-/// A prefix type: fields after `init` (the last prefix field) are optional, so new entry points can be added
-/// without stranding plugins built before them.
+/// Its fields are final (see [`Capability`] for how features are added): abi_stable refuses a plugin whose
+/// root module has fewer fields than the host's.
 #[repr(C)]
 #[derive(StableAbi)]
 #[sabi(kind(Prefix(prefix_ref = PluginModRef)))]
@@ -123,9 +149,11 @@ pub struct PluginMod {
     /// Name, version and routes: read by the host before any plugin code runs.
     pub manifest: Manifest,
     /// Builds the plugin's state from its configuration, or says why it cannot.
-    #[sabi(last_prefix_field)]
     pub init:
         extern "C" fn(config: RSlice<'_, ConfigEntry<'_>>) -> RResult<PluginInstance, RString>,
+    /// The library-level capability named `name`, if the plugin offers it (see [`Capability`]).
+    #[sabi(last_prefix_field)]
+    pub capability: extern "C" fn(name: RStr<'_>) -> ROption<Capability>,
 }
 
 impl RootModule for PluginModRef {

@@ -2,12 +2,12 @@
 //! type-checked code. Not part of the author-facing API.
 
 use abi_stable::prefix_type::PrefixTypeTrait;
-use abi_stable::std_types::{ROption, RResult, RSlice, RString};
+use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString};
 use abi_stable::type_level::downcasting::TD_Opaque;
 
 use crate::abi::{
-    Config, ConfigEntry, InitFn, Manifest, PanicMessage, PluginInstance, PluginMod, PluginModRef,
-    PluginObject, PluginObject_TO, Route,
+    no_capability, Capability, Config, ConfigEntry, InitFn, Manifest, PanicMessage, PluginInstance,
+    PluginMod, PluginModRef, PluginObject, PluginObject_TO, Route,
 };
 use crate::guard::catch;
 use crate::{Handler, InitError, Request, Response};
@@ -48,6 +48,10 @@ impl<H: Handler> PluginObject for Guarded<H> {
     fn shutdown(&self) -> ROption<PanicMessage> {
         catch(|| self.0.shutdown()).err().map(RString::from).into()
     }
+
+    fn capability(&self, name: RStr<'_>) -> ROption<Capability> {
+        no_capability(name)
+    }
 }
 
 /// Wraps a handler into the FFI object the host calls (also used by [`crate::testing`]).
@@ -83,12 +87,87 @@ pub fn root_module(
             routes: routes.into(),
         },
         init,
+        capability: no_capability,
     }
     .leak_into_prefix()
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    use abi_stable::std_types::{RResult, RSlice};
+
+    use super::init;
+    use crate::host::Instance;
+    use crate::{Handler, InitError, Request, RequestParts, Response, Version};
+
+    struct Flaky {
+        shut_down: Arc<AtomicBool>,
+    }
+
+    impl Handler for Flaky {
+        fn handle(&self, req: &Request<'_>) -> Response {
+            if req.path() == "/panic" {
+                panic!("handler exploded");
+            }
+            Response::text("fine")
+        }
+
+        fn shutdown(&self) {
+            self.shut_down.store(true, Ordering::SeqCst);
+            panic!("shutdown exploded");
+        }
+    }
+
+    fn start(build: impl FnOnce() -> Result<Flaky, InitError>) -> Result<Instance, String> {
+        match init(RSlice::from_slice(&[]), |_config| build()) {
+            RResult::ROk(instance) => Ok(Instance::new(instance)),
+            RResult::RErr(message) => Err(message.into()),
+        }
+    }
+
+    #[test]
+    fn init_errors_and_panics_come_back_as_messages() {
+        let refused = start(|| Err(InitError::from("no database configured")));
+        assert_eq!(refused.err().as_deref(), Some("no database configured"));
+        let panicked = start(|| panic!("init exploded")).err().unwrap();
+        assert!(
+            panicked.starts_with("init panicked: init exploded (at "),
+            "{panicked}"
+        );
+    }
+
+    #[test]
+    fn handler_and_shutdown_panics_are_caught_and_reported() {
+        let shut_down = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&shut_down);
+        let instance = start(move || Ok(Flaky { shut_down: flag })).unwrap();
+        let request = |path: &str| {
+            instance.handle(&Request::new(RequestParts {
+                method: "GET",
+                target: path,
+                path,
+                query: None,
+                version: Version::Http11,
+                headers: &[],
+                params: &[],
+                body: b"",
+                peer: ([127, 0, 0, 1], 40000).into(),
+            }))
+        };
+        assert!(request("/panic")
+            .unwrap_err()
+            .starts_with("handler exploded (at "));
+        assert_eq!(request("/ok").unwrap().body_str(), Some("fine"));
+        assert!(instance
+            .shutdown()
+            .unwrap_err()
+            .starts_with("shutdown exploded"));
+        assert!(shut_down.load(Ordering::SeqCst));
+    }
+
     #[test]
     fn the_exported_symbol_is_the_one_abi_stable_looks_up() {
         assert_eq!(

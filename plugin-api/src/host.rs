@@ -46,7 +46,7 @@ impl fmt::Display for LoadFailure {
             } => write!(
                 f,
                 "built against an incompatible plugin-api: this plugd expects {expected}, the plugin was built \
-                 against {found}; rebuild the plugin against plugin-api {expected}"
+                 against {found}; rebuild the plugin against {expected}"
             ),
             LoadFailure::Other { summary, .. } => f.write_str(summary),
         }
@@ -168,7 +168,7 @@ impl Library {
             })
             .collect();
         match (self.root.init())(RSlice::from(&entries[..])) {
-            RResult::ROk(instance) => Ok(Instance { instance }),
+            RResult::ROk(instance) => Ok(Instance::new(instance)),
             RResult::RErr(message) => Err(message.into()),
         }
     }
@@ -180,6 +180,10 @@ pub struct Instance {
 }
 
 impl Instance {
+    pub(crate) fn new(instance: PluginInstance) -> Instance {
+        Instance { instance }
+    }
+
     /// Calls the plugin's handler; `Err` is the message of a panic the plugin caught (log it, answer 500).
     pub fn handle(&self, req: &Request<'_>) -> Result<Response, String> {
         self.instance.handle(req).into_result().map_err(Into::into)

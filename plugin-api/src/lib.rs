@@ -130,21 +130,26 @@
 //! ## Compatibility policy
 //!
 //! plugd checks every plugin's ABI when loading it (abi_stable's layout and version checks) and refuses an
-//! incompatible one with a one-line reason naming both plugin-api versions; it never crashes on one.
+//! incompatible one with a one-line reason naming both plugin-api versions; it never crashes on one. The
+//! rules below keep already-built plugins loading as plugd grows:
 //!
-//! * **Patch releases (0.1.x)** never change the ABI: a plugin built against any 0.1.x loads in any plugd built
-//!   against 0.1.y. Author-side conveniences (new helper methods, new `From` impls) arrive in patch releases.
-//! * **New capabilities** (streaming bodies, middleware hooks, hot-reload hooks) arrive as new *optional*
-//!   entry points: fields appended to the root module after `init`, or methods appended to the handler
-//!   object's vtable after `shutdown`. Both are abi_stable prefix types, so a plugd that knows an entry point
-//!   loads plugins built before it and treats the entry as absent. Such additions take a minor release
-//!   (0.2.0), because while plugin-api is `0.y`, abi_stable only accepts plugins built against the same or a
-//!   newer minor version: a plugin built against 0.2 then loads in plugd built against 0.1 or 0.2, and plugd
-//!   0.2 keeps loading 0.2.x plugins.
-//! * **Breaking changes** (a changed [`Request`], [`Response`] or existing entry point) need a new major
-//!   plugin-api version, and plugins are rebuilt. [`Request`] and [`Response`] are plain `#[repr(C)]` structs
-//!   for speed, so a request grows through a new optional entry point (e.g. `handle_v2`) rather than a new
-//!   field.
+//! * **Patch releases (0.1.x) keep the ABI.** abi_stable accepts a plugin built against any 0.1.x in a plugd
+//!   built against any 0.1.y (for a `0.y` crate, only the minor number must match). Everything that crosses
+//!   the boundary — the root module ([`abi::PluginMod`]), the handler object ([`abi::PluginObject`]),
+//!   [`Request`], [`Response`] — is frozen for the whole 0.1 series: no field, variant or method is added,
+//!   removed or changed. (Appending even an "optional" field to the root module does not work: abi_stable
+//!   refuses plugins whose root module is smaller than the host's, "too many fields". That was verified
+//!   here.)
+//! * **New features arrive as capabilities.** Streaming bodies, middleware hooks, hot-reload hooks and the
+//!   like become new [`abi::Capability`] types, looked up by versioned name (`"streaming.v1"`) through the
+//!   root module's `capability` entry or the handler object's `capability` method, both present from 0.1.0.
+//!   A plugd that knows a capability asks for it and treats `None` as "not offered" (falling back to
+//!   today's behaviour); a plugin built before the capability existed answers `None`. Each capability's
+//!   layout is checked by the host before use. Author-side conveniences (new helpers, `From` impls, optional
+//!   `export_plugin!` arguments) also ship in patch releases.
+//! * **Breaking changes** (a changed [`Request`], [`Response`] or entry point) make a new minor release
+//!   (0.2.0) while plugin-api is `0.y`, and a new major after 1.0. Plugins must then be rebuilt; plugd refuses
+//!   the old ones with "plugd expects plugin-api 0.2.0, the plugin was built against plugin-api 0.1.3".
 //! * abi_stable stays behind this crate (its types appear only in `#[doc(hidden)]` or host-side items), so it
 //!   can be replaced without changing plugin source code.
 

@@ -258,6 +258,48 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_view_borrows_every_part_and_looks_headers_up_case_insensitively() {
+        let headers = [
+            Header::new("Accept", b"text/html"),
+            Header::new("X-Tag", b"a"),
+            Header::new("x-tag", b"b"),
+        ];
+        let params = [Param::new("name", "Jürgen")];
+        let target = String::from("/hello/J%C3%BCrgen?x=1");
+        let req = Request::new(RequestParts {
+            method: "GET",
+            target: &target,
+            path: "/hello/J%C3%BCrgen",
+            query: Some("x=1"),
+            version: Version::Http10,
+            headers: &headers,
+            params: &params,
+            body: b"",
+            peer: "10.0.0.1:5".parse().unwrap(),
+        });
+        assert_eq!(
+            (req.method(), req.path(), req.query()),
+            ("GET", "/hello/J%C3%BCrgen", Some("x=1"))
+        );
+        assert_eq!(req.target(), "/hello/J%C3%BCrgen?x=1");
+        assert_eq!(req.version().to_string(), "HTTP/1.0");
+        assert_eq!(req.header_str("ACCEPT"), Some("text/html"));
+        assert_eq!(req.headers_named("X-TAG").collect::<Vec<_>>(), [b"a", b"b"]);
+        assert_eq!(
+            req.headers().map(|h| h.name()).collect::<Vec<_>>(),
+            ["Accept", "X-Tag", "x-tag"]
+        );
+        assert_eq!(req.param("name"), Some("Jürgen"));
+        assert_eq!(req.param("other"), None);
+        assert_eq!(req.peer().port(), 5);
+        assert_eq!(
+            req.target().as_ptr(),
+            target.as_ptr(),
+            "borrowed, not copied"
+        );
+    }
+
+    #[test]
     fn peer_addresses_round_trip() {
         for addr in ["127.0.0.1:8080", "[::1]:443", "[2001:db8::7]:1"] {
             let addr: SocketAddr = addr.parse().unwrap();

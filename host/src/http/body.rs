@@ -52,6 +52,22 @@ impl BodyError {
     }
 }
 
+/// Appends `data` as one chunk (RFC 9112 §7.1): hex size, CRLF, data, CRLF. Empty data writes nothing,
+/// since a zero-size chunk would end the body: use [`write_last_chunk`] for that.
+pub fn write_chunk(out: &mut Vec<u8>, data: &[u8]) {
+    if data.is_empty() {
+        return;
+    }
+    out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends the last chunk and an empty trailer section: the end of a chunked body.
+pub fn write_last_chunk(out: &mut Vec<u8>) {
+    out.extend_from_slice(b"0\r\n\r\n");
+}
+
 /// Decodes a chunked body at the start of `buf`, appending the data to `out` (the caller clears it first).
 ///
 /// `Ok(None)`: more bytes are needed (and `out` is left as it was). `Ok(Some(n))`: the body, trailers
@@ -222,12 +238,10 @@ mod tests {
                 break;
             }
             let (chunk, tail) = rest.split_at(size.clamp(1, rest.len()));
-            out.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
-            out.extend_from_slice(chunk);
-            out.extend_from_slice(b"\r\n");
+            write_chunk(&mut out, chunk);
             rest = tail;
         }
-        out.extend_from_slice(b"0\r\n\r\n");
+        write_last_chunk(&mut out);
         out
     }
 

@@ -83,6 +83,25 @@ impl<'b> RequestHead<'b> {
             .find(|h| h.name.eq_ignore_ascii_case(name))
             .map(|h| h.value)
     }
+
+    /// Appends the head in wire form, as a client would send it (single spaces, `name: value`, CRLFs,
+    /// `HTTP/1.0` or `HTTP/1.1`). Parsing the result gives this head again; tests and fuzz targets rely on it.
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        let version = match self.version {
+            Version::Http10 => "HTTP/1.0",
+            Version::Http11 => "HTTP/1.1",
+        };
+        for part in [self.method, " ", self.target, " ", version, "\r\n"] {
+            out.extend_from_slice(part.as_bytes());
+        }
+        for h in &self.headers {
+            out.extend_from_slice(h.name.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(h.value);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+    }
 }
 
 /// Why a request head was refused. Every variant maps to one status in [`ParseError::status`].
@@ -250,7 +269,7 @@ pub fn parse_head<'b>(
         .saturating_add(2);
     let (rl_end, mut pos) = match find_line(buf, start, rl_limit) {
         Line::Done { end, next } => (end, next),
-        Line::Partial => return Ok(None),
+        Line::Partial => return partial_request_line(buf.get(start..).unwrap_or_default()),
         Line::Overlong => return Err(ParseError::RequestLineTooLong),
         Line::BareLf => return Err(ParseError::BareLf),
     };
@@ -297,6 +316,18 @@ pub fn parse_head<'b>(
         expect_continue: fields.expect_continue,
     };
     Ok(Some((head, consumed)))
+}
+
+/// An incomplete request line: refused at once if its method so far is no token (a TLS handshake, binary
+/// garbage), instead of waiting for the rest until the line limit or the header timeout.
+fn partial_request_line<T>(seen: &[u8]) -> Result<Option<T>, ParseError> {
+    let method_end = seen.iter().position(|&b| b == b' ').unwrap_or(seen.len());
+    let method = seen.get(..method_end).unwrap_or_default();
+    if method.iter().all(|&b| is_tchar(b)) {
+        Ok(None)
+    } else {
+        Err(ParseError::InvalidMethod)
+    }
 }
 
 /// Where the line starting at some offset ends, as found by [`find_line`].
@@ -985,6 +1016,14 @@ mod tests {
     }
 
     #[test]
+    fn garbage_is_refused_before_a_line_end() {
+        assert_eq!(parse(b"\x16\x03\x01\x02\x00\x01"), Err(InvalidMethod));
+        assert_eq!(parse(b"\rGET"), Err(InvalidMethod));
+        assert_eq!(parse(b"GE(T / HT"), Err(InvalidMethod));
+        assert_eq!(parse(b"GET /\x01 HT"), Ok(None));
+    }
+
+    #[test]
     fn request_line_limit_is_exact_and_detected_early() {
         let l = small_limits();
         // 32 bytes exactly: accepted.
@@ -1048,20 +1087,9 @@ mod tests {
         assert!(start.elapsed() < std::time::Duration::from_secs(2));
     }
 
-    /// A head as a client would write it.
     fn serialize(head: &RequestHead<'_>) -> Vec<u8> {
-        let version = match head.version {
-            Version::Http10 => "HTTP/1.0",
-            Version::Http11 => "HTTP/1.1",
-        };
-        let mut out = format!("{} {} {version}\r\n", head.method, head.target).into_bytes();
-        for h in &head.headers {
-            out.extend_from_slice(h.name.as_bytes());
-            out.extend_from_slice(b": ");
-            out.extend_from_slice(h.value);
-            out.extend_from_slice(b"\r\n");
-        }
-        out.extend_from_slice(b"\r\n");
+        let mut out = Vec::new();
+        head.write_to(&mut out);
         out
     }
 

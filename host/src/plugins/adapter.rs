@@ -1,0 +1,206 @@
+//! The adapter that makes a plugin's handler object a [`Handler`] like any other: it builds the FFI view of
+//! the request (no copies, parameters decoded once) and turns the plugin's answer into a host [`Response`].
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use plugin_api::host::Instance;
+
+use crate::handler::{Body, Handler, Request, Response};
+use crate::http::Version;
+use crate::http::percent;
+
+/// Header fields the host writes itself (framing, connection management, identity); a plugin's copies are
+/// dropped so a response can never carry two different `Content-Length`s.
+const HOST_OWNED_HEADERS: [&str; 5] = [
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "date",
+    "server",
+];
+
+/// Final statuses a handler may answer with (RFC 9110 §15: 1xx are interim, and the host owns those).
+const VALID_STATUS: std::ops::RangeInclusive<u16> = 200..=599;
+
+/// One running plugin, registered in the router for all of its routes.
+pub struct PluginHandler {
+    /// The plugin's name, for log lines.
+    name: Arc<str>,
+    instance: Instance,
+    /// Whether the shutdown hook has run (it runs at most once).
+    shut_down: AtomicBool,
+}
+
+impl PluginHandler {
+    pub(super) fn new(name: Arc<str>, instance: Instance) -> PluginHandler {
+        PluginHandler {
+            name,
+            instance,
+            shut_down: AtomicBool::new(false),
+        }
+    }
+
+    /// Runs the plugin's shutdown hook, the first time only.
+    pub(super) fn shutdown(&self) {
+        if self.shut_down.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        if let Err(panic) = self.instance.shutdown() {
+            log::error!(
+                "plugin {} panicked in its shutdown hook: {panic}",
+                self.name
+            );
+        }
+    }
+}
+
+impl Handler for PluginHandler {
+    fn handle(&self, req: &Request<'_>) -> Response {
+        // Path parameters are decoded exactly once, here. One that is not valid percent-encoding, or not UTF-8
+        // once decoded, cannot be handed to the plugin as text: the client gets 400 and the plugin is not called.
+        let mut decoded: Vec<(&str, Cow<'_, str>)> = Vec::with_capacity(req.params.len());
+        for &(name, raw) in req.params {
+            match decode_param(raw) {
+                Some(value) => decoded.push((name, value)),
+                None => {
+                    return Response::text(
+                        400,
+                        format!(
+                            "Bad Request: path parameter `{name}` is not valid percent-encoded UTF-8\n"
+                        ),
+                    );
+                }
+            }
+        }
+        let params: Vec<plugin_api::Param<'_>> = decoded
+            .iter()
+            .map(|(name, value)| plugin_api::Param::new(name, value))
+            .collect();
+        let headers: Vec<plugin_api::Header<'_>> = req
+            .head
+            .headers
+            .iter()
+            .map(|h| plugin_api::Header::new(h.name, h.value))
+            .collect();
+        let view = plugin_api::Request::new(plugin_api::RequestParts {
+            method: req.head.method,
+            target: req.head.target,
+            path: req.head.path,
+            query: req.head.query,
+            version: match req.head.version {
+                Version::Http10 => plugin_api::Version::Http10,
+                Version::Http11 => plugin_api::Version::Http11,
+            },
+            headers: &headers,
+            params: &params,
+            body: req.body,
+            peer: req.peer,
+        });
+        match self.instance.handle(&view) {
+            Ok(response) => match into_host_response(response) {
+                Ok(response) => response,
+                Err(problem) => {
+                    log::error!(
+                        "plugin {} answered {} {} with {problem}",
+                        self.name,
+                        req.head.method,
+                        req.head.path
+                    );
+                    Response::text(500, "Internal Server Error\n")
+                }
+            },
+            Err(panic) => {
+                log::error!(
+                    "plugin {} panicked handling {} {}: {panic}",
+                    self.name,
+                    req.head.method,
+                    req.head.path
+                );
+                // The message stays in the log: it may reveal internals.
+                Response::text(500, "Internal Server Error\n")
+            }
+        }
+    }
+}
+
+fn decode_param(raw: &str) -> Option<Cow<'_, str>> {
+    match percent::decode(raw.as_bytes())? {
+        Cow::Borrowed(bytes) => std::str::from_utf8(bytes).ok().map(Cow::Borrowed),
+        Cow::Owned(bytes) => String::from_utf8(bytes).ok().map(Cow::Owned),
+    }
+}
+
+/// Converts a plugin's answer, refusing what would corrupt the response on the wire: a status that is not a
+/// final 2xx-5xx, or a header field that is not `token: value` without CR, LF or NUL (RFC 9110 §5.1, §5.5),
+/// which could split the response (e.g. a `Location` copied from the request).
+fn into_host_response(response: plugin_api::Response) -> Result<Response, String> {
+    if !VALID_STATUS.contains(&response.status()) {
+        return Err(format!("invalid status {}", response.status()));
+    }
+    if let Some((name, value)) = response.headers().find(|(name, value)| {
+        !is_token(name) || value.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0))
+    }) {
+        return Err(format!("invalid header field {name:?}: {value:?}"));
+    }
+    let (status, mut headers, body) = response.into_parts();
+    headers.retain(|(name, _)| {
+        !HOST_OWNED_HEADERS
+            .iter()
+            .any(|owned| name.eq_ignore_ascii_case(owned))
+    });
+    let body = match body {
+        plugin_api::Body::Empty => Body::Empty,
+        // Plugin libraries are never unloaded, so their statics live as long as the process.
+        plugin_api::Body::Static(bytes) => Body::Static(bytes.as_slice()),
+        plugin_api::Body::Owned(bytes) => Body::Bytes(bytes.into_vec()),
+    };
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// RFC 9110 §5.6.2: `token = 1*tchar`.
+fn is_token(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::into_host_response;
+    use crate::handler::Body;
+    use plugin_api::Response;
+
+    #[test]
+    fn host_owned_headers_are_dropped_and_static_bodies_stay_static() {
+        let response = Response::text("hi")
+            .with_header("Content-Length", "999")
+            .with_header("connection", "close")
+            .with_header("X-Kept", "yes");
+        let converted = into_host_response(response).unwrap();
+        let names: Vec<_> = converted.headers.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["Content-Type", "X-Kept"]);
+        assert!(matches!(converted.body, Body::Static(b"hi")));
+    }
+
+    #[test]
+    fn responses_that_would_corrupt_the_wire_are_refused() {
+        let split = Response::see_other("/x\r\nSet-Cookie: stolen=1");
+        assert!(into_host_response(split).is_err());
+        let bad_name = Response::text("").with_header("Bad Name", "v");
+        assert!(into_host_response(bad_name).is_err());
+        for status in [0, 101, 600] {
+            assert!(
+                into_host_response(Response::empty(status)).is_err(),
+                "{status}"
+            );
+        }
+        assert!(into_host_response(Response::empty(204)).is_ok());
+    }
+}
