@@ -615,6 +615,31 @@ GET /after-chunked HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
 }
 
 #[test]
+fn chunked_body_in_thousands_of_tiny_chunks_over_many_writes_is_echoed_whole() {
+    let server = Server::start_with_examples(&[]);
+    let mut conn = server.connect();
+    conn.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n");
+    let mut expected = Vec::new();
+    let mut encoded = Vec::new();
+    for i in 0..5_000u32 {
+        let byte = b'a' + (i % 26) as u8;
+        expected.push(byte);
+        encoded.extend_from_slice(b"1\r\n");
+        encoded.push(byte);
+        encoded.extend_from_slice(b"\r\n");
+    }
+    encoded.extend_from_slice(b"0\r\n\r\n");
+    // Each write is its own read on the server, so the body is re-entered hundreds of times.
+    for piece in encoded.chunks(97) {
+        conn.send(piece);
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let response = conn.read_response().unwrap();
+    assert_eq!(response.status, 200, "{}", response.raw_head);
+    assert_eq!(response.body, expected);
+}
+
+#[test]
 fn malformed_chunked_bodies_get_400() {
     let server = Server::start(&[]);
     for body in [
