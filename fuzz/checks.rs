@@ -5,7 +5,9 @@
 use std::sync::Arc;
 
 use plugd::handler::{Handler, Request, Response};
-use plugd::http::body::{decode_chunked, write_chunk, write_last_chunk};
+use plugd::http::body::{
+    ChunkedProgress, decode_chunked, decode_chunked_resume, write_chunk, write_last_chunk,
+};
 use plugd::http::{HeadLimits, parse_head};
 use plugd::router::{RouteMatch, RouterBuilder};
 
@@ -50,14 +52,27 @@ pub fn request_head(data: &[u8]) {
 }
 
 /// Never panics on any body; a decoded body took at most the input and every shorter prefix needs more;
-/// the input as data, chunked in sizes drawn from its first bytes, decodes back to itself.
+/// resumed decoding agrees; the input as data, chunked in sizes drawn from its first bytes, decodes back to
+/// itself.
 pub fn chunked(data: &[u8]) {
     const MAX: u64 = 4096;
     let mut out = Vec::new();
-    if let Ok(Some(n)) = decode_chunked(data, MAX, &mut out) {
+    let whole = decode_chunked(data, MAX, &mut out);
+    if let Ok(Some(n)) = whole {
         assert!(n <= data.len() && out.len() as u64 <= MAX);
         let k = data.len() % n;
         assert_eq!(decode_chunked(&data[..k], MAX, &mut Vec::new()), Ok(None));
+    }
+    // Resumed over two reads, it says and decodes the same.
+    let (mut progress, mut resumed) = (ChunkedProgress::default(), Vec::new());
+    let first = decode_chunked_resume(&data[..data.len() / 2], MAX, &mut progress, &mut resumed);
+    let result = match first {
+        Ok(None) => decode_chunked_resume(data, MAX, &mut progress, &mut resumed),
+        done => done,
+    };
+    assert_eq!(result, whole);
+    if let Ok(Some(_)) = whole {
+        assert_eq!(resumed, out);
     }
 
     let (sizes, payload) = data.split_at(data.len().min(4));

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use crate::config::{Limits, Timeouts};
 use crate::dispatch;
 use crate::handler::{Body, Request, Response};
-use crate::http::body::{BodyError, decode_chunked};
+use crate::http::body::{BodyError, ChunkedProgress, decode_chunked_resume};
 use crate::http::response::{self, CONTINUE, Framing};
 use crate::http::{BodyFraming, RequestHead, Version, parse_head};
 use crate::poller::Interest;
@@ -65,7 +65,13 @@ impl Context<'_> {
 pub struct Scratch {
     read: Vec<u8>,
     out: Vec<u8>,
-    chunked: Vec<u8>,
+}
+
+/// The part of a chunked request body decoded so far.
+#[derive(Default)]
+struct ChunkedBody {
+    progress: ChunkedProgress,
+    data: Vec<u8>,
 }
 
 /// Output the socket did not take yet.
@@ -87,6 +93,9 @@ pub struct Conn {
     /// Bytes of a request still arriving; empty (no allocation) between requests.
     input: Vec<u8>,
     output: VecDeque<Pending>,
+    /// A chunked body still arriving, decoded as far as its complete chunks go, so each byte is decoded once
+    /// however many reads the body takes.
+    chunked: Option<ChunkedBody>,
     /// First byte of the request now arriving: the header timeout counts from here.
     request_started: Option<Instant>,
     /// End of the head whose body is still arriving: the body timeout counts from here.
@@ -113,6 +122,7 @@ impl Conn {
             socket,
             peer,
             input: Vec::new(),
+            chunked: None,
             output: VecDeque::new(),
             request_started: None,
             body_started: None,
@@ -239,6 +249,7 @@ impl Conn {
             }
         };
         let rest = &buf[head_len..];
+        let chunked_body: Vec<u8>;
         let (body, body_len) = match head.body {
             BodyFraming::None => (&[][..], 0),
             BodyFraming::Length(len) if len > cx.limits.max_body_bytes => {
@@ -250,10 +261,21 @@ impl Conn {
                 None => return self.await_body(&head, scratch),
             },
             BodyFraming::Chunked => {
-                scratch.chunked.clear();
-                match decode_chunked(rest, cx.limits.max_body_bytes, &mut scratch.chunked) {
-                    Ok(Some(used)) => (&scratch.chunked[..], used),
-                    Ok(None) => return self.await_body(&head, scratch),
+                let mut chunked = self.chunked.take().unwrap_or_default();
+                match decode_chunked_resume(
+                    rest,
+                    cx.limits.max_body_bytes,
+                    &mut chunked.progress,
+                    &mut chunked.data,
+                ) {
+                    Ok(Some(used)) => {
+                        chunked_body = chunked.data;
+                        (&chunked_body[..], used)
+                    }
+                    Ok(None) => {
+                        self.chunked = Some(chunked);
+                        return self.await_body(&head, scratch);
+                    }
                     Err(BodyError::TooLarge) => {
                         self.refuse(scratch, cx, 413, "request body too large");
                         return None;

@@ -193,10 +193,11 @@ impl Response {
 
     /// Splits the response into its status, header fields and body (for hosts).
     pub fn into_parts(self) -> (u16, Vec<(String, String)>, Body) {
+        // Straight to `String`: going through `RString` would copy twice for plugin-allocated text.
         let headers = self
             .headers
-            .into_iter()
-            .map(|h| (h.name.into_owned().into(), h.value.into_owned().into()))
+            .iter()
+            .map(|h| (h.name.as_str().to_owned(), h.value.as_str().to_owned()))
             .collect();
         (self.status, headers, self.body)
     }

@@ -74,29 +74,60 @@ pub fn write_last_chunk(out: &mut Vec<u8>) {
 /// included, ended after `n` bytes, and its data was appended to `out`.
 /// Fails with [`BodyError::TooLarge`] as soon as the decoded size passes `max_body`, even before the end:
 /// as soon as a chunk's size line arrives, before its data.
+///
+/// Each call walks every chunk line from the start again; for bodies cut into very many small chunks that
+/// arrive over many reads, [`decode_chunked_resume`] does the same work once.
 pub fn decode_chunked(
     buf: &[u8],
     max_body: u64,
     out: &mut Vec<u8>,
 ) -> Result<Option<usize>, BodyError> {
-    let Some((n, total)) = scan_chunked(buf, max_body, |_| {})? else {
+    let mut dry_run = ChunkedProgress::default();
+    let Some(n) = scan_chunked(buf, max_body, &mut dry_run, |_| {})? else {
         return Ok(None);
     };
-    out.reserve(usize::try_from(total).unwrap_or(0));
-    scan_chunked(buf, max_body, |data| out.extend_from_slice(data))?;
+    out.reserve(usize::try_from(dry_run.decoded).unwrap_or(0));
+    scan_chunked(buf, max_body, &mut ChunkedProgress::default(), |data| {
+        out.extend_from_slice(data)
+    })?;
     Ok(Some(n))
 }
 
-/// Walks the chunked framing (RFC 9112 §7.1), handing each chunk's data to `on_data`.
-/// Returns the bytes taken by the whole body and the decoded size, or `None` when incomplete.
+/// How far [`decode_chunked_resume`] got: the end of the last complete chunk, and the data size so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ChunkedProgress {
+    /// Bytes of the body (from its start) fully decoded: whole chunks only.
+    consumed: usize,
+    /// Data bytes appended to `out` so far.
+    decoded: u64,
+}
+
+/// [`decode_chunked`] that picks up where the previous call on the same body stopped.
+///
+/// `buf` still starts at the body's first byte (with more bytes at its end than last time); `progress`
+/// starts as `ChunkedProgress::default()` and is kept between calls, with `out`, which receives each
+/// chunk's data as soon as the chunk is complete. Every byte is looked at a bounded number of times over
+/// all calls. Results as for [`decode_chunked`].
+pub fn decode_chunked_resume(
+    buf: &[u8],
+    max_body: u64,
+    progress: &mut ChunkedProgress,
+    out: &mut Vec<u8>,
+) -> Result<Option<usize>, BodyError> {
+    scan_chunked(buf, max_body, progress, |data| out.extend_from_slice(data))
+}
+
+/// Walks the chunked framing (RFC 9112 §7.1) from `progress`, handing each complete chunk's data to
+/// `on_data` and moving `progress` past it. Returns where the whole body (trailers included) ends, or
+/// `None` when incomplete.
 fn scan_chunked(
     buf: &[u8],
     max_body: u64,
+    progress: &mut ChunkedProgress,
     mut on_data: impl FnMut(&[u8]),
-) -> Result<Option<(usize, u64)>, BodyError> {
-    let mut pos: usize = 0;
-    let mut total: u64 = 0;
+) -> Result<Option<usize>, BodyError> {
     loop {
+        let pos = progress.consumed;
         let line_limit = pos.saturating_add(MAX_CHUNK_LINE_BYTES + 2);
         let (line, data_start) = match find_line(buf, pos, line_limit) {
             Line::Done { end, next } => (buf.get(pos..end).unwrap_or_default(), next),
@@ -105,9 +136,10 @@ fn scan_chunked(
         };
         let size = parse_chunk_line(line)?;
         if size == 0 {
-            return Ok(scan_trailers(buf, data_start)?.map(|n| (n, total)));
+            return scan_trailers(buf, data_start);
         }
-        total = total
+        let decoded = progress
+            .decoded
             .checked_add(size)
             .filter(|&t| t <= max_body)
             .ok_or(BodyError::TooLarge)?;
@@ -119,7 +151,10 @@ fn scan_chunked(
         match buf.get(data_end..) {
             Some([b'\r', b'\n', ..]) => {
                 on_data(buf.get(data_start..data_end).unwrap_or_default());
-                pos = data_end + 2;
+                *progress = ChunkedProgress {
+                    consumed: data_end + 2,
+                    decoded,
+                };
             }
             None | Some([] | [b'\r']) => return Ok(None),
             Some(_) => return Err(BodyError::Malformed),
@@ -285,6 +320,27 @@ mod tests {
                 assert_eq!(out, b"kept", "{shown:?}: out touched while incomplete");
             }
         }
+    }
+
+    #[test]
+    fn resumed_decoding_matches_whole_decoding_at_every_read_size() {
+        for (raw, data) in valid_bodies() {
+            for step in 1..=raw.len() {
+                let (mut progress, mut out) = (ChunkedProgress::default(), Vec::new());
+                let mut result = Ok(None);
+                for end in (step..raw.len()).step_by(step).chain([raw.len()]) {
+                    result = decode_chunked_resume(&raw[..end], MAX, &mut progress, &mut out);
+                    if end < raw.len() {
+                        assert_eq!(result, Ok(None), "{raw:?} read {end}");
+                    }
+                }
+                assert_eq!(result, Ok(Some(raw.len())), "{raw:?} in reads of {step}");
+                assert_eq!(out, data, "{raw:?} in reads of {step}");
+            }
+        }
+        let (mut progress, mut out) = (ChunkedProgress::default(), Vec::new());
+        let over = decode_chunked_resume(b"3\r\nabc\r\n3\r\n", 5, &mut progress, &mut out);
+        assert_eq!(over, Err(BodyError::TooLarge));
     }
 
     #[test]

@@ -24,6 +24,9 @@ const HOST_OWNED_HEADERS: [&str; 5] = [
 /// Final statuses a handler may answer with (RFC 9110 §15: 1xx are interim, and the host owns those).
 const VALID_STATUS: std::ops::RangeInclusive<u16> = 200..=599;
 
+/// Request header fields converted without allocating; more spill into a `Vec`. Browsers send 8-15.
+const INLINE_HEADERS: usize = 24;
+
 /// One running plugin, registered in the router for all of its routes.
 pub struct PluginHandler {
     /// The plugin's name, for log lines.
@@ -78,12 +81,23 @@ impl Handler for PluginHandler {
             .iter()
             .map(|(name, value)| plugin_api::Param::new(name, value))
             .collect();
-        let headers: Vec<plugin_api::Header<'_>> = req
+        // Typical requests have a handful of fields: convert them on the stack, not in a fresh allocation.
+        let mut inline = [plugin_api::Header::new("", b""); INLINE_HEADERS];
+        let spilled: Vec<plugin_api::Header<'_>>;
+        let fields = req
             .head
             .headers
             .iter()
-            .map(|h| plugin_api::Header::new(h.name, h.value))
-            .collect();
+            .map(|h| plugin_api::Header::new(h.name, h.value));
+        let headers: &[plugin_api::Header<'_>] = if req.head.headers.len() <= INLINE_HEADERS {
+            for (slot, field) in inline.iter_mut().zip(fields) {
+                *slot = field;
+            }
+            &inline[..req.head.headers.len()]
+        } else {
+            spilled = fields.collect();
+            &spilled
+        };
         let view = plugin_api::Request::new(plugin_api::RequestParts {
             method: req.head.method,
             target: req.head.target,
@@ -93,7 +107,7 @@ impl Handler for PluginHandler {
                 Version::Http10 => plugin_api::Version::Http10,
                 Version::Http11 => plugin_api::Version::Http11,
             },
-            headers: &headers,
+            headers,
             params: &params,
             body: req.body,
             peer: req.peer,

@@ -41,11 +41,23 @@ fn cargo_build(args: &[&str]) {
 fn built_library(name: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
-        cargo_build(&["-p", "hello", "-p", "echo", "-p", "counter"]);
+        let mut args = vec!["-p", "hello", "-p", "echo", "-p", "counter"];
+        if PROFILE == "release" {
+            args.push("--release");
+        }
+        cargo_build(&args);
         fixtures::build_fixture("panicky", &target_dir());
     });
-    target_dir().join("debug").join(library_file(name))
+    let profile = if name == "panicky" { "debug" } else { PROFILE };
+    target_dir().join(profile).join(library_file(name))
 }
+
+/// The example plugins are built with the profile of this test binary, so timings compare like with like.
+const PROFILE: &str = if cfg!(debug_assertions) {
+    "debug"
+} else {
+    "release"
+};
 
 fn library_file(name: &str) -> String {
     format!(
@@ -306,4 +318,34 @@ fn a_plugin_built_against_an_incompatible_plugin_api_is_refused_with_both_versio
     );
     let reason = refused.to_string();
     assert!(!reason.contains('\n'), "one line: {reason}");
+}
+
+/// The cost of the plugin boundary per call: `hello`'s `/plaintext` through the adapter against a native
+/// handler giving the same answer. Run with
+/// `cargo test --release -p plugd plugin_call_overhead -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement, not a check"]
+fn plugin_call_overhead() {
+    struct Native;
+    impl Handler for Native {
+        fn handle(&self, _req: &Request<'_>) -> Response {
+            Response::new(200, Body::Static(b"Hello, World!"))
+                .with_header("Content-Type", "text/plain; charset=utf-8")
+        }
+    }
+    let dir = scratch_dir("overhead");
+    install(&dir, &["hello"]);
+    let plugins = Plugins::load_dir(&dir);
+    const CALLS: u32 = 1_000_000;
+    for (label, handler) in [
+        ("native", &Native as &dyn Handler),
+        ("plugin", handler(&plugins, "hello")),
+    ] {
+        let start = Instant::now();
+        for _ in 0..CALLS {
+            let response = call(handler, "GET", "/plaintext", &[], b"");
+            assert_eq!(response.status, 200);
+        }
+        eprintln!("{label}: {:?} per call", start.elapsed() / CALLS);
+    }
 }
