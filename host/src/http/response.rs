@@ -83,15 +83,10 @@ fn is_host_owned(name: &str) -> bool {
 /// anything else would let a handler forge extra header lines or a second response.
 fn is_valid_field(name: &str, value: &str) -> bool {
     !name.is_empty()
-        && name.bytes().all(is_tchar)
+        && name.bytes().all(super::parse::is_tchar)
         && value
             .bytes()
             .all(|b| b == b'\t' || (b >= b' ' && b != 0x7f))
-}
-
-/// RFC 9110 §5.6.2 `tchar`.
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 /// Appends the decimal digits of `n` without going through `fmt`.
