@@ -346,8 +346,8 @@ impl Conn {
         };
         let dropped = response::write_head(out, status, &headers, framing, date);
         if dropped > 0 {
-            log::warn!(
-                "{}: dropped {dropped} invalid or host-owned header field(s) from the handler",
+            log::debug!(
+                "{}: dropped {dropped} host-owned or invalid header field(s) from the handler",
                 self.peer
             );
         }

@@ -3,6 +3,8 @@
 //! Handlers never frame their own responses: the host alone writes `Content-Length` and `Connection`, so a
 //! handler cannot desynchronise the connection, and header fields that would inject a second line are dropped.
 
+use super::parse::is_token;
+
 /// The `Server` field sent with every response.
 const SERVER: &[u8] = b"Server: plugd\r\n";
 
@@ -81,9 +83,8 @@ fn is_host_owned(name: &str) -> bool {
 
 /// A field name must be a token and a value must not contain CR, LF or NUL (RFC 9110 §5.1, §5.5):
 /// anything else would let a handler forge extra header lines or a second response.
-fn is_valid_field(name: &str, value: &str) -> bool {
-    !name.is_empty()
-        && name.bytes().all(super::parse::is_tchar)
+pub fn is_valid_field(name: &str, value: &str) -> bool {
+    is_token(name.as_bytes())
         && value
             .bytes()
             .all(|b| b == b'\t' || (b >= b' ' && b != 0x7f))

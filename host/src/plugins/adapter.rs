@@ -9,17 +9,7 @@ use plugin_api::host::Instance;
 
 use crate::handler::{Body, Handler, Request, Response};
 use crate::http::Version;
-use crate::http::percent;
-
-/// Header fields the host writes itself (framing, connection management, identity); a plugin's copies are
-/// dropped so a response can never carry two different `Content-Length`s.
-const HOST_OWNED_HEADERS: [&str; 5] = [
-    "content-length",
-    "transfer-encoding",
-    "connection",
-    "date",
-    "server",
-];
+use crate::http::{percent, response};
 
 /// Final statuses a handler may answer with (RFC 9110 §15: 1xx are interim, and the host owns those).
 const VALID_STATUS: std::ops::RangeInclusive<u16> = 200..=599;
@@ -153,17 +143,15 @@ fn into_host_response(response: plugin_api::Response) -> Result<Response, String
     if !VALID_STATUS.contains(&response.status()) {
         return Err(format!("invalid status {}", response.status()));
     }
-    if let Some((name, value)) = response.headers().find(|(name, value)| {
-        !is_token(name) || value.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0))
-    }) {
+    if let Some((name, value)) = response
+        .headers()
+        .find(|(name, value)| !response::is_valid_field(name, value))
+    {
         return Err(format!("invalid header field {name:?}: {value:?}"));
     }
-    let (status, mut headers, body) = response.into_parts();
-    headers.retain(|(name, _)| {
-        !HOST_OWNED_HEADERS
-            .iter()
-            .any(|owned| name.eq_ignore_ascii_case(owned))
-    });
+    // Framing fields (`Content-Length`, `Connection`, ...) are dropped when the head is written, as for
+    // every handler: the host alone frames responses.
+    let (status, headers, body) = response.into_parts();
     let body = match body {
         plugin_api::Body::Empty => Body::Empty,
         // Plugin libraries are never unloaded, so their statics live as long as the process.
@@ -177,14 +165,6 @@ fn into_host_response(response: plugin_api::Response) -> Result<Response, String
     })
 }
 
-/// RFC 9110 §5.6.2: `token = 1*tchar`.
-fn is_token(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
-
 #[cfg(test)]
 mod tests {
     use super::into_host_response;
@@ -192,11 +172,8 @@ mod tests {
     use plugin_api::Response;
 
     #[test]
-    fn host_owned_headers_are_dropped_and_static_bodies_stay_static() {
-        let response = Response::text("hi")
-            .with_header("Content-Length", "999")
-            .with_header("connection", "close")
-            .with_header("X-Kept", "yes");
+    fn headers_are_kept_in_order_and_static_bodies_stay_static() {
+        let response = Response::text("hi").with_header("X-Kept", "yes");
         let converted = into_host_response(response).unwrap();
         let names: Vec<_> = converted.headers.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["Content-Type", "X-Kept"]);
