@@ -34,8 +34,11 @@ const ACCEPT_BATCH: usize = 64;
 /// p99 a blocked worker must not cause to other connections.
 const BLOCKED_AFTER: Duration = Duration::from_millis(1);
 /// How often a spare looks for blocked workers itself. Workers in the loop notice a blocked peer after
-/// each event and call a spare at once; this covers the case where every worker in the loop is blocked.
-const WATCH_EVERY: Duration = Duration::from_millis(5);
+/// each event and call a spare at once; this covers the moments when every worker in the loop is blocked.
+/// Two 10 ms blockers on 2 cores, p99 of the other connections: 5.1 ms watching every 5 ms, 2.1 ms every
+/// 1 ms (5 ms unless a worker was already blocked: 3.9-6.0 ms). Cost: ~1,000 wake-ups a second of one
+/// thread, within noise of plaintext CPU per request (7.10-7.24 vs 7.26-7.41 us).
+const WATCH_EVERY: Duration = Duration::from_millis(1);
 
 /// Which workers run the event loop, and the spares that take the place of blocked ones.
 pub(crate) struct Pool {
