@@ -23,6 +23,7 @@ plugin and static folders) and stops it by PID at the end. `--port P --pid N` us
 """
 
 import argparse
+import multiprocessing
 import os
 import re
 import resource
@@ -52,6 +53,21 @@ def log(msg):
 
 def fd_count(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def fd_kinds(pid):
+    """How many of the process's descriptors are sockets, and how many regular files (served files)."""
+    sockets = files = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:"):
+            sockets += 1
+        elif target.startswith("/") and not target.startswith("/dev/"):
+            files += 1
+    return sockets, files
 
 
 def status_field(pid, name):
@@ -308,6 +324,15 @@ class NormalClient:
             self.ka.close()
 
 
+def normal_process(port, seconds, results):
+    """The normal client for `seconds`, in a process of its own; sends back (latencies, failures)."""
+    client = NormalClient(port)
+    stopper = threading.Timer(seconds, lambda: setattr(client, "stop", True))
+    stopper.start()
+    client.run()
+    results.send((client.latencies, client.failures))
+
+
 def pct(values, p):
     if not values:
         return float("nan")
@@ -324,7 +349,9 @@ def wait_baseline(pid, fds0, threads0, limit_s, what):
             log(f"{what}: fds {fds} (start {fds0}), threads {threads} (start {threads0}) after {took:.1f} s")
             return True, took
         if time.time() - t0 > limit_s:
-            log(f"{what}: NOT back after {limit_s:.0f} s: fds {fds} (start {fds0}), threads {threads} (start {threads0})")
+            sockets, files = fd_kinds(pid)
+            log(f"{what}: NOT back after {limit_s:.0f} s: fds {fds} (start {fds0}; now {sockets} sockets, "
+                f"{files} open files), threads {threads} (start {threads0})")
             return False, limit_s
         time.sleep(0.25)
 
@@ -370,7 +397,7 @@ def main():
         log(f"baseline: fds {fds0}, threads {threads0}, rss {rss0} KiB")
 
         attack = Attack(port, args.slow, args.stall, args.noread)
-        normal = NormalClient(port)
+        normal = NormalClient(port)  # filled in from the normal-client process
         at = threading.Thread(target=attack.run, daemon=True)
         at.start()
         # Let the attackers connect before measuring.
@@ -378,7 +405,11 @@ def main():
         while time.time() < ramp_deadline and sum(attack.live(k) for k in attack.targets) < sum(attack.targets.values()):
             time.sleep(0.1)
         log(f"attack running: {sum(attack.live(k) for k in attack.targets)} hostile connections")
-        nt = threading.Thread(target=normal.run, daemon=True)
+        # The normal client runs in its own process: sharing the attackers' interpreter (and its GIL) would
+        # add their loop's time to its latencies.
+        ctx = multiprocessing.get_context("fork")
+        results_rx, results_tx = ctx.Pipe(duplex=False)
+        nt = ctx.Process(target=normal_process, args=(port, args.attack, results_tx), daemon=True)
         nt.start()
         peak_fds = peak_threads = peak_rss = 0
         peak_queue = (0, 0)
@@ -391,8 +422,10 @@ def main():
             q = server_send_queue(port)
             if q[1] > peak_queue[1]:
                 peak_queue = q
-        normal.stop = True
-        nt.join()
+        if not results_rx.poll(30):
+            sys.exit("the normal client did not report")
+        normal.latencies, normal.failures = results_rx.recv()
+        nt.join(5)
         live = {k: attack.live(k) for k in attack.targets}
         log(f"attack over: live {live}, opened {attack.opened}, cut by server {attack.cut}, "
             f"connect errors {attack.connect_errors}")
