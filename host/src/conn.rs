@@ -490,10 +490,11 @@ impl Conn {
 
     /// Shuts our side; lingers when the client may still be sending, so it reads our answer, not a reset.
     fn start_closing(&mut self, now: Instant) -> Next {
-        let _ = self.socket.shutdown(Shutdown::Write);
         if !self.linger || self.peer_done {
+            // close() sends the same FIN a shutdown would: one system call less per closed connection.
             return Next::Close;
         }
+        let _ = self.socket.shutdown(Shutdown::Write);
         self.lingering = true;
         self.input = Vec::new();
         self.deadline = now + LINGER;
