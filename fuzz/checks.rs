@@ -151,3 +151,111 @@ pub fn router(data: &[u8]) {
         RouteMatch::NotFound => {}
     }
 }
+
+/// A static root for [`static_path`], built once per process under the temp dir: files, a directory with an
+/// index, hidden files, symlinks that stay inside and ones that lead out, and secrets beside the root.
+pub struct StaticFixture {
+    /// The temp folder holding `root/` and the secrets; [`remove_static_fixture`] deletes it.
+    pub base: std::path::PathBuf,
+    /// The canonical root handed to the resolver.
+    pub root: std::path::PathBuf,
+}
+
+/// Content of every file the resolver must never serve (outside the root, or hidden).
+const FORBIDDEN: &[u8] = b"FORBIDDEN";
+
+fn static_fixture() -> &'static StaticFixture {
+    use std::os::unix::fs::symlink;
+    use std::path::Path;
+    static FIXTURE: std::sync::OnceLock<StaticFixture> = std::sync::OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let base = std::env::temp_dir().join(format!("plugd-fuzz-static-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let root = base.join("root");
+        let write = |path: &Path, content: &[u8]| {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, content).unwrap();
+        };
+        write(&root.join("a.txt"), b"A");
+        write(&root.join("index.html"), b"ROOT");
+        write(&root.join("dir/b.txt"), b"B");
+        write(&root.join("dir/index.html"), b"INDEX");
+        write(&root.join("dir/sub/c.txt"), b"C");
+        write(&root.join("sp ace/u.txt"), b"U");
+        write(&root.join(".env"), FORBIDDEN);
+        write(&root.join(".git/config"), FORBIDDEN);
+        write(&root.join("dir/.hidden"), FORBIDDEN);
+        write(&base.join("secret.txt"), FORBIDDEN);
+        write(&base.join("root2/index.html"), FORBIDDEN); // shares the root's name as a prefix
+        write(&base.join("outside/index.html"), FORBIDDEN);
+        symlink("a.txt", root.join("link_in")).unwrap();
+        symlink("dir", root.join("link_dir")).unwrap();
+        symlink("../secret.txt", root.join("link_out")).unwrap();
+        symlink(base.join("outside"), root.join("link_out_dir")).unwrap();
+        symlink("../root2", root.join("link_sibling")).unwrap();
+        symlink(".env", root.join("link_hidden")).unwrap();
+        symlink("/", root.join("link_slash")).unwrap();
+        symlink("missing", root.join("dangling")).unwrap();
+        symlink("../../secret.txt", root.join("dir/up2")).unwrap();
+        std::fs::create_dir_all(root.join("dir_out_index")).unwrap();
+        symlink("../../secret.txt", root.join("dir_out_index/index.html")).unwrap();
+        let root = std::fs::canonicalize(root).unwrap();
+        StaticFixture { base, root }
+    })
+}
+
+/// Deletes this process's [`static_path`] fixture, if one was built (the corpus test calls it at the end).
+pub fn remove_static_fixture() {
+    let base = std::env::temp_dir().join(format!("plugd-fuzz-static-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(base);
+}
+
+/// The first byte says whether the request path ended in `/`; the rest (UTF-8, as request paths are) is the
+/// raw path below `/static/`. Never panics; anything served is a regular file under the root (by its
+/// canonical path and by the open descriptor's own path), with no hidden component, and is never one of the
+/// forbidden files; a decoded `.`/`..` segment, NUL or backslash is always a 400.
+pub fn static_path(data: &[u8]) {
+    use plugd::static_files::resolve::{Refusal, Resolved, resolve};
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+    use std::path::Component;
+
+    let Some((&flags, rest)) = data.split_first() else {
+        return;
+    };
+    let Ok(raw) = std::str::from_utf8(rest) else {
+        return;
+    };
+    let fixture = static_fixture();
+    let root = &fixture.root;
+    let outcome = resolve(root, raw, flags & 1 == 1);
+
+    let under_root = |path: &std::path::Path| {
+        path.strip_prefix(root).is_ok_and(|below| {
+            below.components().all(
+                |c| matches!(c, Component::Normal(name) if !name.as_encoded_bytes().starts_with(b".")),
+            )
+        })
+    };
+    if let Some(decoded) = plugd::http::percent::decode(raw.as_bytes()) {
+        let dot_segment = decoded
+            .split(|&b| b == b'/')
+            .any(|s| s == b"." || s == b"..");
+        if dot_segment || decoded.contains(&0) || decoded.contains(&b'\\') {
+            assert!(
+                matches!(outcome, Err(Refusal::BadRequest)),
+                "{raw:?}: {outcome:?}"
+            );
+        }
+    }
+    if let Ok(Resolved::File(mut found)) = outcome {
+        assert!(under_root(&found.path), "{raw:?} -> {:?}", found.path);
+        assert!(found.metadata.is_file(), "{raw:?} -> not a regular file");
+        let opened = std::fs::read_link(format!("/proc/self/fd/{}", found.file.as_raw_fd()))
+            .expect("descriptor path");
+        assert!(under_root(&opened), "{raw:?} opened {opened:?}");
+        let mut content = Vec::new();
+        found.file.read_to_end(&mut content).unwrap();
+        assert_ne!(content, FORBIDDEN, "{raw:?} served a forbidden file");
+    }
+}

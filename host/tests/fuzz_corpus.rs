@@ -39,3 +39,9 @@ fn chunked_corpus() {
 fn router_corpus() {
     replay("router", checks::router);
 }
+
+#[test]
+fn static_path_corpus() {
+    replay("static_path", checks::static_path);
+    checks::remove_static_fixture();
+}

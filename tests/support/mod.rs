@@ -559,6 +559,17 @@ impl Drop for Server {
     }
 }
 
+/// A numeric field of `/proc/PID/status`, e.g. `VmRSS` (in KiB) or `Threads`.
+pub fn proc_status(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}/status: {e}"));
+    status
+        .lines()
+        .filter_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .find_map(|rest| rest.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
+
 /// Finds `listening on http://ADDR:PORT` in `log`.
 fn parse_listening(log: &str) -> Option<SocketAddr> {
     let rest = &log[log.find("listening on http://")? + "listening on http://".len()..];

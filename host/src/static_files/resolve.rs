@@ -63,14 +63,19 @@ pub fn resolve(root: &Path, raw: &str, trailing_slash: bool) -> Result<Resolved,
     if decoded.iter().any(|&b| b == 0 || b == b'\\') {
         return Err(Refusal::BadRequest);
     }
+    // Rule 2 before rule 3 for the whole path: `.git/../x` is malformed (400), not hidden (404).
+    if decoded
+        .split(|&b| b == b'/')
+        .any(|segment| segment == b"." || segment == b"..")
+    {
+        return Err(Refusal::BadRequest);
+    }
     let mut joined = root.to_path_buf();
     let mut requested_name = OsString::from(INDEX_FILE);
     // Empty segments (`a//b`, a leading `/`) are skipped, as nginx's merge_slashes does.
     for segment in decoded.split(|&b| b == b'/').filter(|s| !s.is_empty()) {
-        match segment {
-            b"." | b".." => return Err(Refusal::BadRequest),
-            [b'.', ..] => return Err(Refusal::NotFound),
-            _ => {}
+        if segment.starts_with(b".") {
+            return Err(Refusal::NotFound);
         }
         let segment = OsStr::from_bytes(segment);
         joined.push(segment);
@@ -303,6 +308,9 @@ mod tests {
             ("dir/%2e%2e/a.txt", false, Err(BadRequest)),
             ("./a.txt", false, Err(BadRequest)),
             ("dir/./b.txt", false, Err(BadRequest)),
+            // A dot segment after a hidden one is still malformed (found by the static_path fuzz target).
+            (".b/../c", false, Err(BadRequest)),
+            ("%2egit/%2e%2e/a.txt", false, Err(BadRequest)),
             ("%2e/a.txt", false, Err(BadRequest)),
             ("..%5csecret.txt", false, Err(BadRequest)),
             ("dir\\..\\..\\secret.txt", false, Err(BadRequest)),
