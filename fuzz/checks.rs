@@ -63,12 +63,17 @@ pub fn chunked(data: &[u8]) {
         let k = data.len() % n;
         assert_eq!(decode_chunked(&data[..k], MAX, &mut Vec::new()), Ok(None));
     }
-    // Resumed over two reads, it says and decodes the same.
+    // Resumed over many reads (pieces of 1 to 32 bytes, the size drawn from the input's last byte), it
+    // says and decodes the same.
+    let step = 1 + usize::from(data.last().copied().unwrap_or(0) % 32);
     let (mut progress, mut resumed) = (ChunkedProgress::default(), Vec::new());
-    let first = decode_chunked_resume(&data[..data.len() / 2], MAX, &mut progress, &mut resumed);
-    let result = match first {
-        Ok(None) => decode_chunked_resume(data, MAX, &mut progress, &mut resumed),
-        done => done,
+    let mut end = 0;
+    let result = loop {
+        end = (end + step).min(data.len());
+        match decode_chunked_resume(&data[..end], MAX, &mut progress, &mut resumed) {
+            Ok(None) if end < data.len() => {}
+            done => break done,
+        }
     };
     assert_eq!(result, whole);
     if let Ok(Some(_)) = whole {

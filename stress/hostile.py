@@ -114,7 +114,7 @@ def start_plugd(args, workdir):
             cwd=ROOT,
             check=True,
         )
-    release = os.path.join(ROOT, "target", "release")
+    release = args.release_dir
     plugins = os.path.join(workdir, "plugins")
     static = os.path.join(workdir, "static")
     os.makedirs(plugins)
@@ -369,6 +369,8 @@ def main():
     p.add_argument("--timeout", type=float, default=None,
                    help="longest server timeout in seconds, for --port/--pid (default 60, plugd's idle timeout)")
     p.add_argument("--no-build", action="store_true", help="do not run cargo build first")
+    p.add_argument("--release-dir", default=os.path.join(ROOT, "target", "release"),
+                   help="folder holding plugd and lib{hello,echo,counter}.so (default target/release)")
     p.add_argument("--rust-log", default="info,access=warn", help="RUST_LOG for the started plugd")
     p.add_argument("--plugd-arg", action="append", default=[], help="extra argument for the started plugd")
     p.add_argument("--max-p99-ms", type=float, default=100.0)
