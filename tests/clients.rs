@@ -329,7 +329,6 @@ fn generated_requests_in_random_writes_are_answered_in_order() {
 
 /// The same with static file bodies anywhere in the sequence.
 #[test]
-#[ignore = "defect: a request pipelined behind a sendfile response waits for more bytes (conn.rs)"]
 fn generated_requests_with_files_mid_pipeline_are_answered_in_order() {
     check_generated_requests(true);
 }
@@ -359,7 +358,6 @@ fn pipelined(server: &Server, wire: &[u8], count: usize) -> Vec<Response> {
 /// over 16 KiB), a request that arrived in the same read was only answered when more bytes came, the client
 /// closed, or the header timeout passed.
 #[test]
-#[ignore = "defect: a request pipelined behind a sendfile response waits for more bytes (conn.rs)"]
 fn a_request_pipelined_after_a_static_file_is_answered() {
     let server = server();
     let responses = pipelined(
@@ -374,7 +372,6 @@ fn a_request_pipelined_after_a_static_file_is_answered() {
 /// The same stall when one read's responses pass the connection's output high-water mark (256 KiB): 1,000
 /// pipelined `GET /` (27 KB of requests, about 900 KB of answers) stopped after about 320 responses.
 #[test]
-#[ignore = "defect: pipelined requests past the output high-water mark wait for more bytes (conn.rs)"]
 fn pipelined_responses_past_the_output_high_water_mark_all_come_back() {
     let server = server();
     let responses = pipelined(

@@ -104,8 +104,6 @@ fn slow_headers_and_stalled_bodies_are_cut_and_everything_is_released() {
 /// A client that requests a large file and never reads holds the server's socket and the open file; the idle
 /// timeout (here 1 s without progress) must close both.
 #[test]
-#[ignore = "defect: an expired connection parked for write is never woken (connections.rs expire re-arms for \
-            EPOLLOUT, which a full send buffer never raises), so non-reading clients are never cut"]
 fn a_client_that_never_reads_is_cut_after_the_idle_timeout() {
     let site = TempDir::new("hostile-static");
     // Far more than the loopback socket buffers hold, so the server's send side fills and stays full.
@@ -149,8 +147,6 @@ fn a_client_that_never_reads_is_cut_after_the_idle_timeout() {
 /// partial request, about 60 B). A head arriving in two or more reads kept the whole 64 KiB read chunk per
 /// connection: 1,000 slowloris connections took the server from 5 MB to 78 MB of RSS in `stress/hostile.py`.
 #[test]
-#[ignore = "defect: a partial request head read twice pins a 64 KiB buffer per connection (conn.rs \
-            keep_unconsumed keeps the grown read buffer)"]
 fn slow_clients_do_not_pin_a_read_buffer_each() {
     const CLIENTS: usize = 400;
     let server = Server::start(&[]);

@@ -23,6 +23,9 @@ use crate::sys;
 
 /// Most bytes taken from the socket per wake-up: enough for a burst of pipelined requests.
 const READ_CHUNK: usize = 64 * 1024;
+/// Partial requests at least this large keep a buffer of their own between reads (a body arriving);
+/// smaller ones are copied into the worker's buffer on each read.
+const OWN_BUFFER_FROM: usize = 16 * 1024;
 /// Pending response bytes after which pipelined requests wait until the client reads: bounds memory
 /// per connection when a client pipelines without reading.
 const OUTPUT_HIGH_WATER: usize = 256 * 1024;
@@ -149,6 +152,11 @@ impl Conn {
         self.input.is_empty() && self.output.is_empty()
     }
 
+    /// Responses are waiting for the client to read them.
+    pub fn has_pending_output(&self) -> bool {
+        !self.output.is_empty()
+    }
+
     /// Serves the connection after an event and says what to do with it next.
     pub fn serve(&mut self, scratch: &mut Scratch, cx: &Context<'_>) -> Next {
         let now = Instant::now();
@@ -179,9 +187,13 @@ impl Conn {
         cx: &Context<'_>,
         now: Instant,
     ) -> io::Result<()> {
-        let borrowed = self.input.is_empty();
+        // A small partial request is copied into the worker's buffer rather than read into a buffer of its
+        // own: a slow client trickling its head then holds only the bytes it sent, not a read buffer.
+        let borrowed = self.input.len() < OWN_BUFFER_FROM;
         let mut buf = if borrowed {
-            std::mem::take(&mut scratch.read)
+            let mut lent = std::mem::take(&mut scratch.read);
+            lent.extend_from_slice(&self.input);
+            lent
         } else {
             std::mem::take(&mut self.input)
         };
@@ -190,23 +202,41 @@ impl Conn {
         } else {
             sys::read_append(&self.socket, &mut buf, READ_CHUNK)
         };
-        let result = match read {
+        let mut consumed = 0;
+        let outcome = match read {
             Ok(0) => {
                 self.peer_done = true;
-                Ok(())
+                self.answer_and_write(&buf, &mut consumed, scratch, cx, now)
             }
-            Ok(_) => Ok(()),
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => Ok(()),
+            Ok(_) => self.answer_and_write(&buf, &mut consumed, scratch, cx, now),
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                self.answer_and_write(&buf, &mut consumed, scratch, cx, now)
+            }
             Err(err) => Err(err),
         };
-        let consumed = if result.is_ok() {
-            self.answer_all(&buf, scratch, cx, now)
-        } else {
-            0
-        };
         self.keep_unconsumed(buf, consumed, borrowed, scratch);
-        result?;
-        self.write_out(scratch)
+        outcome
+    }
+
+    /// Answers and writes in rounds. A round stops early when output backs up (a file body, or the
+    /// high-water mark); when the socket took it all, the next round answers the requests still waiting in
+    /// `buf`, which no new bytes would otherwise wake.
+    fn answer_and_write(
+        &mut self,
+        buf: &[u8],
+        consumed: &mut usize,
+        scratch: &mut Scratch,
+        cx: &Context<'_>,
+        now: Instant,
+    ) -> io::Result<()> {
+        loop {
+            let used = self.answer_all(&buf[*consumed..], scratch, cx, now);
+            *consumed += used;
+            self.write_out(scratch)?;
+            if used == 0 || *consumed == buf.len() || self.closing || !self.output.is_empty() {
+                return Ok(());
+            }
+        }
     }
 
     /// Answers complete requests at the start of `buf`; returns how many bytes they took.
@@ -389,8 +419,9 @@ impl Conn {
             self.input = rest.to_vec();
             buf.clear();
             scratch.read = buf;
-        } else if rest.is_empty() {
-            self.input = Vec::new();
+        } else if rest.len() < OWN_BUFFER_FROM {
+            // Don't keep a large body's buffer for the few bytes pipelined after it.
+            self.input = rest.to_vec();
         } else {
             buf.drain(..consumed);
             self.input = buf;
@@ -490,10 +521,11 @@ impl Conn {
 
     /// Shuts our side; lingers when the client may still be sending, so it reads our answer, not a reset.
     fn start_closing(&mut self, now: Instant) -> Next {
-        let _ = self.socket.shutdown(Shutdown::Write);
         if !self.linger || self.peer_done {
+            // close() sends the same FIN a shutdown would: one system call less per closed connection.
             return Next::Close;
         }
+        let _ = self.socket.shutdown(Shutdown::Write);
         self.lingering = true;
         self.input = Vec::new();
         self.deadline = now + LINGER;

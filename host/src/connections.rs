@@ -4,6 +4,7 @@
 //! A token names a slot and that slot's generation, so an event that arrives for a connection already
 //! closed (and its slot reused) is recognised as stale and ignored.
 
+use std::net::Shutdown;
 use std::os::fd::AsRawFd;
 use std::sync::Mutex;
 use std::time::Instant;
@@ -113,8 +114,9 @@ impl Connections {
     }
 
     /// Marks every parked connection whose deadline has passed (or, when `closing_idle`, that is idle) as
-    /// expired, and wakes it by re-arming it for writability, which a socket has at once: the worker that
-    /// takes it then answers or closes it as its state requires. Only the owner ever closes a connection.
+    /// expired, and wakes it by re-arming it for writability, which a socket has at once unless its send
+    /// buffer is full (then shutting the socket wakes it): the worker that takes it then answers or closes
+    /// it as its state requires. Only the owner ever closes a connection.
     pub fn expire(&self, now: Instant, closing_idle: bool, poller: &Poller) {
         let mut table = self.lock();
         for (index, slot) in table.slots.iter_mut().enumerate() {
@@ -125,6 +127,10 @@ impl Connections {
                 continue;
             }
             conn.expired = true;
+            if conn.has_pending_output() {
+                // Its send buffer is full, so it will not turn writable: shut it, which reports a hang-up.
+                let _ = conn.socket().shutdown(Shutdown::Both);
+            }
             let token = token(index as u32, slot.generation);
             if let Err(err) = poller.rearm(conn.socket().as_raw_fd(), token, Interest::Write) {
                 log::warn!("cannot wake expired connection {}: {err}", conn.peer());

@@ -24,6 +24,7 @@ use crate::dispatch::panic_message;
 use crate::http::{date, response};
 use crate::poller::Interest;
 use crate::server::Shared;
+use crate::sys;
 
 /// How often deadlines are checked, and so the precision of every timeout.
 const SWEEP_EVERY: Duration = Duration::from_millis(100);
@@ -247,15 +248,9 @@ fn accept(shared: &Shared) {
         return;
     };
     for _ in 0..ACCEPT_BATCH {
-        match listener.accept() {
+        // Non-blocking and TCP_NODELAY from the start: no system call per connection to set them.
+        match sys::accept_nonblocking(listener) {
             Ok((socket, peer)) => {
-                if let Err(err) = socket
-                    .set_nonblocking(true)
-                    .and_then(|()| socket.set_nodelay(true))
-                {
-                    log::debug!("{peer}: cannot set up connection: {err}");
-                    continue;
-                }
                 register(shared, Box::new(Conn::new(socket, peer, &shared.timeouts)));
             }
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,

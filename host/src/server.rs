@@ -62,6 +62,8 @@ impl Server {
         let listener = TcpListener::bind(config.addr)?;
         sys::set_listen_backlog(&listener, LISTEN_BACKLOG)?;
         listener.set_nonblocking(true)?;
+        // Inherited by every accepted connection (see sys::accept_nonblocking).
+        sys::set_nodelay(&listener)?;
         let addr = listener.local_addr()?;
         let poller = Poller::new()?;
         poller.add(listener.as_raw_fd(), LISTENER, Interest::Read)?;

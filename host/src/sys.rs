@@ -2,8 +2,8 @@
 
 use std::fs::File;
 use std::io;
-use std::net::TcpStream;
-use std::os::fd::AsRawFd;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6, TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, FromRawFd};
 
 /// Sends up to `len` bytes of `file` from `offset` straight from the page cache to the socket.
 /// Returns the bytes sent (0 only at end of file); `WouldBlock` when the socket buffer is full.
@@ -90,4 +90,95 @@ pub fn set_listen_backlog(listener: &std::net::TcpListener, backlog: i32) -> io:
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Accepts one connection whose socket is non-blocking from the start (`accept4` with `SOCK_NONBLOCK`):
+/// one system call where std's `accept` and `set_nonblocking` take two. `TCP_NODELAY` comes from the
+/// listener ([`set_nodelay`]), which Linux copies to every accepted socket.
+pub fn accept_nonblocking(listener: &TcpListener) -> io::Result<(TcpStream, SocketAddr)> {
+    // SAFETY: an all-zero sockaddr_storage is a valid value of this plain C struct.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: `storage` and `len` are valid and writable, `len` is the size of `storage`.
+    let fd = unsafe {
+        libc::accept4(
+            listener.as_raw_fd(),
+            (&raw mut storage).cast(),
+            &mut len,
+            libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a new, connected socket that nothing else owns.
+    let socket = unsafe { TcpStream::from_raw_fd(fd) };
+    let peer = match i32::from(storage.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the kernel wrote a sockaddr_in for an AF_INET peer; storage is large and aligned enough.
+            let addr = unsafe { &*(&raw const storage).cast::<libc::sockaddr_in>() };
+            SocketAddr::from((
+                Ipv4Addr::from(u32::from_be(addr.sin_addr.s_addr)),
+                u16::from_be(addr.sin_port),
+            ))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the kernel wrote a sockaddr_in6 for an AF_INET6 peer; storage is large and aligned enough.
+            let addr = unsafe { &*(&raw const storage).cast::<libc::sockaddr_in6>() };
+            SocketAddr::V6(SocketAddrV6::new(
+                Ipv6Addr::from(addr.sin6_addr.s6_addr),
+                u16::from_be(addr.sin6_port),
+                addr.sin6_flowinfo,
+                addr.sin6_scope_id,
+            ))
+        }
+        family => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("accepted a socket of address family {family}"),
+            ));
+        }
+    };
+    Ok((socket, peer))
+}
+
+/// Sets `TCP_NODELAY` on a listening socket, so that every connection it accepts starts with it.
+pub fn set_nodelay(listener: &TcpListener) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: `on` is a valid c_int for the duration of the call, and its size is passed.
+    let ret = unsafe {
+        libc::setsockopt(
+            listener.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            (&raw const on).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if ret != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::*;
+
+    #[test]
+    fn accepted_sockets_are_nonblocking_with_nodelay_and_know_their_peer() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        set_nodelay(&listener).unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut socket, peer) = accept_nonblocking(&listener).unwrap();
+        assert_eq!(peer, client.local_addr().unwrap());
+        assert!(
+            socket.nodelay().unwrap(),
+            "TCP_NODELAY is inherited from the listener"
+        );
+        let err = socket.read(&mut [0; 1]).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+    }
 }
