@@ -1,5 +1,5 @@
 //! Project commands, std only so they build in a second: `cargo serve` (an alias for `cargo xtask serve`,
-//! see `.cargo/config.toml`).
+//! see `.cargo/config.toml`) and `cargo xtask test`.
 
 use std::env;
 use std::ffi::OsString;
@@ -19,13 +19,24 @@ const DEFAULTS: &[(&str, &str, &str)] = &[
     ("--static-dir", "PLUGD_STATIC_DIR", "static"),
 ];
 
+/// The programs the end-to-end tests drive besides plugd, and the Debian packages that provide them.
+const TEST_PROGRAMS: &[&str] = &["curl", "chromium"];
+const TEST_PACKAGES: &[&str] = &[
+    "curl",
+    "ca-certificates",
+    "chromium",
+    "chromium-driver",
+    "fonts-liberation",
+];
+
 const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
   serve [-- PLUGD ARGS]  build plugd and the example plugins (release), install the plugins into plugins/,
                          start plugd on 127.0.0.1:8080 serving static/ (`cargo serve` for short)
-  install                build and install the example plugins only";
+  install                build and install the example plugins only
+  test [-- CARGO ARGS]   install curl and Chromium if missing (apt-get, as root), then cargo test --workspace";
 
 fn main() -> ExitCode {
     let mut args = env::args_os().skip(1);
@@ -34,6 +45,7 @@ fn main() -> ExitCode {
     let result = match command.as_deref() {
         Some("serve") => serve(rest),
         Some("install") => build_and_install().map(drop),
+        Some("test") => test(rest),
         Some("help" | "-h" | "--help") | None => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -47,6 +59,68 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Makes sure the tests' outside programs are there, then replaces this process with
+/// `cargo test --workspace`: the one test command, the same on a developer's machine and in CI.
+fn test(extra: Vec<OsString>) -> Result<(), String> {
+    install_test_programs()?;
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let err = Command::new(cargo)
+        .current_dir(workspace_root())
+        .args(["test", "--workspace"])
+        .args(extra)
+        .exec();
+    Err(format!("cannot run cargo test: {err}"))
+}
+
+/// Installs the Debian packages of [`TEST_PROGRAMS`] that are missing. Only root can; anyone else is told
+/// the command to run.
+fn install_test_programs() -> Result<(), String> {
+    let missing: Vec<&str> = TEST_PROGRAMS
+        .iter()
+        .copied()
+        .filter(|p| !on_path(p))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let install = format!(
+        "apt-get install -y --no-install-recommends {}",
+        TEST_PACKAGES.join(" ")
+    );
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout == b"0\n");
+    if !is_root || !on_path("apt-get") {
+        return Err(format!(
+            "the tests need {} on PATH: run `{install}` as root",
+            missing.join(" and ")
+        ));
+    }
+    eprintln!("xtask: installing {} for the tests", missing.join(", "));
+    let apt = |args: &str| {
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!("apt-get {args} </dev/null"))
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .map_err(|e| format!("cannot run apt-get: {e}"))?
+            .success()
+            .then_some(())
+            .ok_or_else(|| format!("apt-get {args} failed"))
+    };
+    apt("update -qq")?;
+    apt(&format!(
+        "install -y -qq --no-install-recommends {}",
+        TEST_PACKAGES.join(" ")
+    ))
+}
+
+fn on_path(program: &str) -> bool {
+    env::var_os("PATH")
+        .is_some_and(|path| env::split_paths(&path).any(|dir| dir.join(program).is_file()))
 }
 
 /// Builds, installs, then replaces this process with `plugd` (so Ctrl-C and SIGTERM reach it directly).
