@@ -106,7 +106,7 @@ impl<'b> RequestHead<'b> {
 
 /// Why a request head was refused. Every variant maps to one status in [`ParseError::status`].
 ///
-/// **Every `ParseError` closes the connection** ([`ParseError::closes_connection`]): after a refused head
+/// **Every `ParseError` closes the connection** (the connection code does so for all of them): after a refused head
 /// the end of the message (and so the start of the next one) is unknown or untrustworthy (RFC 9112 §6.3,
 /// §11.2). Answer with `status()` and `Connection: close`, then shut down.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -191,11 +191,6 @@ impl ParseError {
             | TransferEncodingInHttp10
             | InvalidTransferEncoding => 400,
         }
-    }
-
-    /// Whether the connection must close after the error response: always (see the type's docs).
-    pub fn closes_connection(self) -> bool {
-        true
     }
 
     /// A short human text for the error response body and the debug log.
@@ -1023,7 +1018,6 @@ mod tests {
         assert_eq!(UnsupportedVersion.status(), 505);
         assert_eq!(UnsupportedExpectation.status(), 417);
         assert_eq!(ContentLengthWithTransferEncoding.status(), 400);
-        assert!(ContentLengthWithTransferEncoding.closes_connection());
         assert_eq!(MissingHost.to_string(), "missing Host header");
     }
 
