@@ -17,7 +17,6 @@ use crate::handler::{Body, Request, Response};
 use crate::http::body::{BodyError, ChunkedProgress, decode_chunked_resume};
 use crate::http::response::{self, CONTINUE, Framing};
 use crate::http::{BodyFraming, RequestHead, Version, parse_head};
-use crate::poller::Interest;
 use crate::router::Router;
 use crate::sys;
 
@@ -42,7 +41,11 @@ const LINGER: Duration = Duration::from_secs(2);
 /// What the worker does with a connection after serving it.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Next {
-    Park(Interest),
+    /// Wait for the next event: the socket was read until it had no more, or is full of our output.
+    Park,
+    /// Park it, but serve it again soon without an event: work is left that no event will announce (the
+    /// last read filled its chunk and may have left bytes behind, or a file's sending budget was spent).
+    Again,
     Close,
 }
 
@@ -113,10 +116,17 @@ pub struct Conn {
     lingering: bool,
     /// The peer shut down its sending side.
     peer_done: bool,
+    /// Work is left that no readiness event will announce: see [`Next::Again`].
+    resume: bool,
     /// When this connection must next make progress; set by the owner before parking.
     pub deadline: Instant,
     /// The deadline passed while parked; the next owner must close it.
     pub expired: bool,
+    /// The poller reports writability too: set once a write found the socket full.
+    pub watching_writes: bool,
+    /// An event reported that the peer shut down its sending side: once a read leaves nothing behind, the
+    /// input has ended (no further event will say so).
+    pub hung_up: bool,
 }
 
 impl Conn {
@@ -134,8 +144,11 @@ impl Conn {
             linger: false,
             lingering: false,
             peer_done: false,
+            resume: false,
             deadline: Instant::now() + timeouts.header,
             expired: false,
+            watching_writes: false,
+            hung_up: false,
         }
     }
 
@@ -152,7 +165,7 @@ impl Conn {
         self.input.is_empty() && self.output.is_empty()
     }
 
-    /// Responses are waiting for the client to read them.
+    /// Responses wait for room in the socket's send buffer.
     pub fn has_pending_output(&self) -> bool {
         !self.output.is_empty()
     }
@@ -208,7 +221,15 @@ impl Conn {
                 self.peer_done = true;
                 self.answer_and_write(&buf, &mut consumed, scratch, cx, now)
             }
-            Ok(_) => self.answer_and_write(&buf, &mut consumed, scratch, cx, now),
+            Ok(n) => {
+                // A short read emptied the socket, so new bytes bring a new event; a full one may not have.
+                self.resume |= n == READ_CHUNK;
+                let answered = self.answer_and_write(&buf, &mut consumed, scratch, cx, now);
+                // After a hang-up, a short read took the last bytes: the requests in them are answered,
+                // and the input has ended (no event will come to read the end of it).
+                self.peer_done |= self.hung_up && n < READ_CHUNK;
+                answered
+            }
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
                 self.answer_and_write(&buf, &mut consumed, scratch, cx, now)
             }
@@ -479,6 +500,8 @@ impl Conn {
                             Err(err) => return Err(err),
                         }
                     }
+                    // Stopped by the budget, not by a full socket: no event will say to go on.
+                    self.resume |= *remaining > 0 && budget == 0;
                     *remaining == 0
                 }
             };
@@ -510,13 +533,21 @@ impl Conn {
         if self.input.is_empty() {
             self.request_started = None;
         }
-        Next::Park(Interest::Read)
+        self.park()
     }
 
     /// A client that does not read its response is cut off after the idle timeout without progress.
     fn park_for_write(&mut self, now: Instant, cx: &Context<'_>) -> Next {
         self.deadline = now + cx.timeouts.idle;
-        Next::Park(Interest::Write)
+        self.park()
+    }
+
+    fn park(&mut self) -> Next {
+        if std::mem::take(&mut self.resume) {
+            Next::Again
+        } else {
+            Next::Park
+        }
     }
 
     /// Shuts our side; lingers when the client may still be sending, so it reads our answer, not a reset.
@@ -529,15 +560,16 @@ impl Conn {
         self.lingering = true;
         self.input = Vec::new();
         self.deadline = now + LINGER;
-        Next::Park(Interest::Read)
+        self.park()
     }
 
     fn discard_input(&mut self) -> Next {
         let mut sink = [0u8; 4096];
         match io::Read::read(&mut &self.socket, &mut sink) {
             Ok(0) => Next::Close,
-            Ok(_) => Next::Park(Interest::Read),
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => Next::Park(Interest::Read),
+            Ok(n) if n == sink.len() => Next::Again,
+            Ok(_) => Next::Park,
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => Next::Park,
             Err(_) => Next::Close,
         }
     }

@@ -3,14 +3,16 @@
 //!
 //! A token names a slot and that slot's generation, so an event that arrives for a connection already
 //! closed (and its slot reused) is recognised as stale and ignored.
+//!
+//! Events are edge-triggered and reach any worker, also while another serves the connection. Such an
+//! event is not lost: it marks the busy slot, and the serving worker, when it parks the connection, learns
+//! that it must be served again (the bytes may have arrived after its last read).
 
-use std::net::Shutdown;
-use std::os::fd::AsRawFd;
 use std::sync::Mutex;
 use std::time::Instant;
 
 use crate::conn::Conn;
-use crate::poller::{Interest, Poller};
+use crate::poller::Event;
 
 /// Poller token of the listening socket; connection tokens never reach it (their generation is < 2^32 - 1).
 pub const LISTENER: u64 = u64::MAX;
@@ -39,8 +41,8 @@ enum State {
     Free,
     /// Waiting in the poller; whoever takes it next (event or sweep) owns it.
     Parked(Box<Conn>),
-    /// A worker is serving it.
-    Busy,
+    /// A worker is serving it; `notified`: an event came meanwhile (`hangup`: reporting a hang-up).
+    Busy { notified: bool, hangup: bool },
 }
 
 fn token(index: u32, generation: u32) -> u64 {
@@ -71,16 +73,29 @@ impl Connections {
         Ok(token(index, slot.generation))
     }
 
-    /// Takes the connection an event was for; `None` if the event is stale.
-    pub fn take(&self, token: u64) -> Option<Box<Conn>> {
-        let (index, generation) = split(token);
+    /// Takes the connection an event was for; `None` if the event is stale, or if a worker is serving the
+    /// connection (which then learns of the event when it parks it).
+    pub fn take(&self, event: Event) -> Option<Box<Conn>> {
+        let (index, generation) = split(event.token);
         let mut table = self.lock();
         let slot = table
             .slots
             .get_mut(index)
             .filter(|slot| slot.generation == generation)?;
-        match std::mem::replace(&mut slot.state, State::Busy) {
-            State::Parked(conn) => Some(conn),
+        if let State::Busy { notified, hangup } = &mut slot.state {
+            *notified = true;
+            *hangup |= event.hangup;
+            return None;
+        }
+        let busy = State::Busy {
+            notified: false,
+            hangup: false,
+        };
+        match std::mem::replace(&mut slot.state, busy) {
+            State::Parked(mut conn) => {
+                conn.hung_up |= event.hangup;
+                Some(conn)
+            }
             other => {
                 slot.state = other;
                 None
@@ -88,13 +103,21 @@ impl Connections {
         }
     }
 
-    /// Returns a connection a worker served to the table. The caller re-arms it in the poller afterwards:
-    /// parking first means an event can never find the slot busy.
-    pub fn park(&self, token: u64, conn: Box<Conn>) {
+    /// Returns a connection a worker served to the table, and the event that came while it was being
+    /// served, if one did: it must then be served again.
+    pub fn park(&self, token: u64, conn: Box<Conn>) -> Option<Event> {
         let (index, _) = split(token);
-        if let Some(slot) = self.lock().slots.get_mut(index) {
-            slot.state = State::Parked(conn);
-        }
+        let mut table = self.lock();
+        let slot = table.slots.get_mut(index)?;
+        let missed = match slot.state {
+            State::Busy {
+                notified: true,
+                hangup,
+            } => Some(Event { token, hangup }),
+            _ => None,
+        };
+        slot.state = State::Parked(conn);
+        missed
     }
 
     /// Frees the slot of a connection its worker closed.
@@ -114,10 +137,9 @@ impl Connections {
     }
 
     /// Marks every parked connection whose deadline has passed (or, when `closing_idle`, that is idle) as
-    /// expired, and wakes it by re-arming it for writability, which a socket has at once unless its send
-    /// buffer is full (then shutting the socket wakes it): the worker that takes it then answers or closes
-    /// it as its state requires. Only the owner ever closes a connection.
-    pub fn expire(&self, now: Instant, closing_idle: bool, poller: &Poller) {
+    /// expired and appends its token to `expired`: the worker that takes it then answers or closes it as its
+    /// state requires. Only the owner ever closes a connection.
+    pub fn expire(&self, now: Instant, closing_idle: bool, expired: &mut Vec<u64>) {
         let mut table = self.lock();
         for (index, slot) in table.slots.iter_mut().enumerate() {
             let State::Parked(conn) = &mut slot.state else {
@@ -127,14 +149,7 @@ impl Connections {
                 continue;
             }
             conn.expired = true;
-            if conn.has_pending_output() {
-                // Its send buffer is full, so it will not turn writable: shut it, which reports a hang-up.
-                let _ = conn.socket().shutdown(Shutdown::Both);
-            }
-            let token = token(index as u32, slot.generation);
-            if let Err(err) = poller.rearm(conn.socket().as_raw_fd(), token, Interest::Write) {
-                log::warn!("cannot wake expired connection {}: {err}", conn.peer());
-            }
+            expired.push(token(index as u32, slot.generation));
         }
     }
 
@@ -169,16 +184,16 @@ mod tests {
         let table = Connections::default();
         let (first, _c1) = conn();
         let old = table.insert(first, 10).ok().unwrap();
-        assert!(table.take(old).is_some());
+        assert!(table.take(Event::internal(old)).is_some());
         table.remove(old);
         let (second, _c2) = conn();
         let new = table.insert(second, 10).ok().unwrap();
         assert_ne!(old, new, "a reused slot gets a new generation");
         assert!(
-            table.take(old).is_none(),
+            table.take(Event::internal(old)).is_none(),
             "an event for the closed connection is ignored"
         );
-        assert!(table.take(new).is_some());
+        assert!(table.take(Event::internal(new)).is_some());
     }
 
     #[test]
@@ -186,10 +201,33 @@ mod tests {
         let table = Connections::default();
         let (c, _client) = conn();
         let token = table.insert(c, 10).ok().unwrap();
-        let taken = table.take(token).unwrap();
-        assert!(table.take(token).is_none());
+        let taken = table.take(Event::internal(token)).unwrap();
+        assert!(table.take(Event::internal(token)).is_none());
         table.park(token, taken);
-        assert!(table.take(token).is_some());
+        assert!(table.take(Event::internal(token)).is_some());
+    }
+
+    #[test]
+    fn an_event_for_a_busy_connection_is_reported_when_it_is_parked() {
+        let table = Connections::default();
+        let (c, _client) = conn();
+        let token = table.insert(c, 10).ok().unwrap();
+        let taken = table.take(Event::internal(token)).unwrap();
+        let hangup = Event {
+            token,
+            hangup: true,
+        };
+        assert!(table.take(hangup).is_none(), "the event finds it busy");
+        assert!(table.take(Event::internal(token)).is_none());
+        let missed = table.park(token, taken);
+        assert_eq!(
+            missed,
+            Some(hangup),
+            "its worker learns of the events, the hang-up included"
+        );
+        let again = table.take(hangup).unwrap();
+        assert!(again.hung_up, "the connection knows of the hang-up");
+        assert_eq!(table.park(token, again), None, "and only once");
     }
 
     #[test]

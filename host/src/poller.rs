@@ -1,36 +1,67 @@
 //! The readiness set every worker waits on: a thin, safe wrapper over Linux `epoll`.
 //!
 //! Why epoll directly: the leader/followers pool needs several threads waiting on ONE set at once, and
-//! `mio::Poll` waits through `&mut self`. Every registration is `EPOLLONESHOT`, so an event hands its
-//! connection to exactly one worker, which owns it until it re-arms it (DESIGN.md, "The path of one request").
+//! `mio::Poll` waits through `&mut self`.
+//!
+//! A connection is registered once, edge-triggered, for reading and writing: no `epoll_ctl` per request
+//! (re-arming a one-shot registration after every answer was one of four system calls per request). An
+//! edge-triggered event can reach any worker at any moment, also while another serves that connection, so
+//! exclusive ownership is kept by the connection table instead (`connections.rs`). The listener stays
+//! one-shot: one worker accepts a batch, then re-arms it.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
-/// What a registration waits for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Interest {
-    /// Bytes to read (or the peer closed).
-    Read,
-    /// Room in the send buffer for pending output.
-    Write,
+/// A connection's registration: every arrival of bytes or hang-up, reported once.
+const CONNECTION: u32 = (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLET) as u32;
+/// The same, and room in the send buffer. Not from the start: a fresh socket is writable, and that first
+/// report would wake a worker for nothing on every new connection.
+const CONNECTION_WRITES: u32 = CONNECTION | libc::EPOLLOUT as u32;
+/// The listener's registration: one worker at a time takes new connections.
+const LISTENER: u32 = (libc::EPOLLIN | libc::EPOLLONESHOT) as u32;
+const HANGUP: u32 = (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
+
+/// Room for the events one `epoll_wait` returns.
+pub struct Events {
+    list: Vec<libc::epoll_event>,
+    len: usize,
 }
 
-impl Interest {
-    fn bits(self) -> u32 {
-        let ready = match self {
-            Interest::Read => libc::EPOLLIN,
-            Interest::Write => libc::EPOLLOUT,
-        };
-        (ready | libc::EPOLLONESHOT) as u32
+impl Events {
+    pub fn with_capacity(capacity: usize) -> Events {
+        Events {
+            list: vec![libc::epoll_event { events: 0, u64: 0 }; capacity.max(1)],
+            len: 0,
+        }
+    }
+
+    /// The events the last wait returned.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = Event> + '_ {
+        self.list[..self.len].iter().map(|event| Event {
+            token: event.u64,
+            hangup: event.events & HANGUP != 0,
+        })
     }
 }
 
-/// One readiness notification: the token the registration was made with.
-#[derive(Clone, Copy, Debug)]
+/// What woke a connection (or the listener).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Event {
     pub token: u64,
+    /// The peer shut down its sending side (or the connection broke). Reported once, edge-triggered, so it
+    /// must be remembered: the bytes that came before it may be read before the end of input is seen.
+    pub hangup: bool,
+}
+
+impl Event {
+    /// A wake-up that no readiness event brought (work left over, an expired deadline).
+    pub fn internal(token: u64) -> Event {
+        Event {
+            token,
+            hangup: false,
+        }
+    }
 }
 
 pub struct Poller {
@@ -47,14 +78,27 @@ impl Poller {
         })
     }
 
-    /// Starts watching `fd`; the first event disarms it until [`Poller::rearm`].
-    pub fn add(&self, fd: RawFd, token: u64, interest: Interest) -> io::Result<()> {
-        self.ctl(libc::EPOLL_CTL_ADD, fd, token, interest)
+    /// Watches a connection for good: until it is closed, every new readiness is reported once. Readiness
+    /// it has already is reported at once.
+    pub fn add_connection(&self, fd: RawFd, token: u64) -> io::Result<()> {
+        self.ctl(libc::EPOLL_CTL_ADD, fd, token, CONNECTION)
     }
 
-    /// Watches `fd` again after an event was taken (re-checks readiness, so nothing is lost meanwhile).
-    pub fn rearm(&self, fd: RawFd, token: u64, interest: Interest) -> io::Result<()> {
-        self.ctl(libc::EPOLL_CTL_MOD, fd, token, interest)
+    /// Reports room in `fd`'s send buffer too, from now on (once a write found it full). Writability it
+    /// has already is reported at once, so room made since that write is not missed.
+    pub fn watch_writes(&self, fd: RawFd, token: u64) -> io::Result<()> {
+        self.ctl(libc::EPOLL_CTL_MOD, fd, token, CONNECTION_WRITES)
+    }
+
+    /// Watches the listener; its first event disarms it until [`Poller::rearm_listener`].
+    pub fn add_listener(&self, fd: RawFd, token: u64) -> io::Result<()> {
+        self.ctl(libc::EPOLL_CTL_ADD, fd, token, LISTENER)
+    }
+
+    /// Watches the listener again after a worker took its event (readiness is re-checked, so a connection
+    /// that arrived meanwhile is reported).
+    pub fn rearm_listener(&self, fd: RawFd, token: u64) -> io::Result<()> {
+        self.ctl(libc::EPOLL_CTL_MOD, fd, token, LISTENER)
     }
 
     /// Stops watching `fd` (closing it does so too; this is for descriptors that stay open).
@@ -71,25 +115,32 @@ impl Poller {
         .map(drop)
     }
 
-    /// Waits up to `timeout` for one event. One event per call: a worker serves one connection per wake-up,
-    /// so a handler that blocks never holds other ready connections hostage.
-    pub fn wait(&self, timeout: Duration) -> io::Result<Option<Event>> {
-        let mut event = libc::epoll_event { events: 0, u64: 0 };
+    /// Waits up to `timeout` for events, filling `events`; returns how many came (0 on timeout or signal).
+    pub fn wait(&self, events: &mut Events, timeout: Duration) -> io::Result<usize> {
         let millis = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
-        // SAFETY: `event` is a valid buffer for exactly the one event we ask for.
-        match unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), &mut event, 1, millis) } {
-            -1 if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => Ok(None),
+        let capacity = i32::try_from(events.list.len()).unwrap_or(i32::MAX);
+        // SAFETY: `events.list` is a valid buffer for `capacity` events.
+        let n = unsafe {
+            libc::epoll_wait(
+                self.epoll.as_raw_fd(),
+                events.list.as_mut_ptr(),
+                capacity,
+                millis,
+            )
+        };
+        events.len = 0;
+        match n {
+            -1 if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => Ok(0),
             -1 => Err(io::Error::last_os_error()),
-            0 => Ok(None),
-            _ => Ok(Some(Event { token: event.u64 })),
+            n => {
+                events.len = n as usize;
+                Ok(events.len)
+            }
         }
     }
 
-    fn ctl(&self, op: i32, fd: RawFd, token: u64, interest: Interest) -> io::Result<()> {
-        let mut event = libc::epoll_event {
-            events: interest.bits(),
-            u64: token,
-        };
+    fn ctl(&self, op: i32, fd: RawFd, token: u64, events: u32) -> io::Result<()> {
+        let mut event = libc::epoll_event { events, u64: token };
         // SAFETY: `event` outlives the call; the kernel copies it.
         cvt(unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), op, fd, &mut event) }).map(drop)
     }

@@ -1,20 +1,30 @@
-//! The worker pool, leader/followers style: every worker waits on the shared readiness set, the one woken
-//! serves that connection (or accepts new ones) and re-arms it. No hand-off between threads per request,
-//! and a handler that blocks delays only its own connection (DESIGN.md measured both).
+//! The worker pool, leader/followers style: workers wait on one shared readiness set, and the one woken
+//! serves that connection (or accepts new ones) itself. No hand-off between threads per request, and a
+//! handler that blocks delays only its own connection (DESIGN.md measured both).
 //!
-//! Only as many workers as there are cores run the event loop at once; the others are spares, parked off
-//! the readiness set. Every extra thread waiting in `epoll_wait` is one the kernel wakes (a context switch)
-//! for an event a running worker would have taken a moment later: on 2 cores, 4 workers in the loop cost
-//! 0.74 context switches and 8.4 us of CPU per plaintext request, 2 workers 0.26 and 6.9 us. A spare takes
-//! the place of a worker that has been inside one connection's handler for [`BLOCKED_AFTER`] (a handler
-//! blocking on I/O or a lock), so blocking handlers still cost only their own connection, up to
-//! `--threads` of them at once; the worker steps aside again once it is back.
+//! One `epoll_wait` may return several events: the worker serves the first and puts the others in the
+//! shared [`Ready`] queue, which every worker empties before it waits again (one system call for many
+//! requests under load).
+//!
+//! How many workers run the loop adapts to the load, because each one more waiting for events costs
+//! context switches: it is woken for every event that comes while the others are busy. On 2 cores, with
+//! one worker in the loop plaintext costs 6.1 us of CPU and 0.04 context switches per request, with two
+//! 7.9 us and 0.27. So one worker waits for events, and the others are spares, parked off the readiness
+//! set. A spare joins the loop:
+//! - when the queue is deep (more ready connections than one worker keeps up with), up to one per core;
+//! - when every worker in the loop has been inside one connection for [`BLOCKED_AFTER`] (a handler blocking
+//!   on I/O or a lock). For [`BLOCKING_MEMORY`] after that, the pool keeps two unblocked workers in the
+//!   loop, so that the next handler that blocks delays nobody else: blocking handlers cost only their own
+//!   connection, up to `--threads` of them at once.
+//!
+//! A worker steps aside again when it has nothing to do and more workers are in the loop than wanted.
 
+use std::collections::VecDeque;
 use std::io;
 use std::net::Shutdown;
 use std::os::fd::AsRawFd;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,7 +32,7 @@ use crate::conn::{Conn, Context, Next, Scratch};
 use crate::connections::LISTENER;
 use crate::dispatch::panic_message;
 use crate::http::{date, response};
-use crate::poller::Interest;
+use crate::poller::{Event, Events};
 use crate::server::Shared;
 use crate::sys;
 
@@ -30,48 +40,105 @@ use crate::sys;
 const SWEEP_EVERY: Duration = Duration::from_millis(100);
 /// Connections accepted per wake-up of the listener before it is re-armed for another worker.
 const ACCEPT_BATCH: usize = 64;
+/// Most events taken from the readiness set per `epoll_wait`.
+const EVENTS_PER_WAIT: usize = 16;
+/// Ready connections waiting in the queue from which a spare joins to help, when the watcher sees that
+/// many at two checks in a row: a worker preempted for a moment does not call one.
+const DEEP_QUEUE: usize = EVENTS_PER_WAIT / 2;
 /// A worker serving one connection for longer than this counts as blocked, and a spare takes its place.
 /// Serving a request that does not block takes microseconds; this is far above that and below the 2 ms
 /// p99 a blocked worker must not cause to other connections.
 const BLOCKED_AFTER: Duration = Duration::from_millis(1);
-/// How often a spare looks for blocked workers itself. Workers in the loop notice a blocked peer after
-/// each event and call a spare at once; this covers the moments when every worker in the loop is blocked.
-/// Two 10 ms blockers on 2 cores, p99 of the other connections: 5.1 ms watching every 5 ms, 2.1 ms every
-/// 1 ms (5 ms unless a worker was already blocked: 3.9-6.0 ms). Cost: ~1,000 wake-ups a second of one
-/// thread, within noise of plaintext CPU per request (7.10-7.24 vs 7.26-7.41 us), paid only while some
-/// worker is serving: an idle server's watcher waits [`SWEEP_EVERY`] (idle CPU 80 -> 10 ms per 10 s).
+/// How long after a blocked worker the pool keeps a second unblocked worker in the loop.
+const BLOCKING_MEMORY: Duration = Duration::from_secs(10);
+/// How often the watching spare looks for blocked workers while the server is active. Two 10 ms blockers
+/// on 2 cores, p99 of the other connections: 5.1 ms watching every 5 ms, 2.1 ms every 1 ms. Cost: ~1,000
+/// wake-ups a second of one thread, within noise of plaintext CPU per request; an idle server's watcher
+/// waits [`SWEEP_EVERY`] instead (idle CPU 80 -> 10 ms per 10 s), and the next event wakes it.
 const WATCH_EVERY: Duration = Duration::from_millis(1);
 
-/// Which workers run the event loop, and the spares that take the place of blocked ones.
+/// Which workers run the event loop, and the spares that join it.
 pub(crate) struct Pool {
-    /// Workers that may run the event loop at once, blocked ones not counted: the number of cores.
+    /// Most unblocked workers in the loop at once: the number of cores.
     runnable: usize,
     /// Workers in the event loop (blocked ones included); the others wait in `spares`.
     in_loop: AtomicUsize,
     /// Per worker: microseconds since `epoch` at which it started serving a connection, 0 when not serving.
     serving_since: Box<[AtomicU64]>,
+    /// Per worker: its kernel thread id, to tell a blocked worker from a preempted one.
+    thread_ids: Box<[AtomicI32]>,
     epoch: Instant,
-    /// A worker in the loop has called a spare that has not joined yet (so it calls only once).
+    /// Until when (microseconds since `epoch`) two unblocked workers stay in the loop: one blocked lately.
+    blocking_until: AtomicU64,
+    /// When the last events came (microseconds since `epoch`): the watcher watches closely only after.
+    last_events: AtomicU64,
+    /// The watcher waits the long [`SWEEP_EVERY`]: the next events wake it.
+    dozing: AtomicBool,
+    /// A spare was called that has not joined yet (so it is called only once).
     called: AtomicBool,
-    /// Whether one spare is watching (every [`WATCH_EVERY`]); the others wait to be called.
+    /// Whether one spare is watching; the others wait to be called.
     watching: Mutex<bool>,
     spares: Condvar,
+    /// Connections to serve without waiting for an event.
+    pub(crate) ready: Ready,
+}
+
+/// Wake-ups to serve before waiting for new events: the rest of an `epoll_wait` batch, events that reached
+/// a connection while it was busy, work no event will announce, and expired connections.
+#[derive(Default)]
+pub(crate) struct Ready {
+    events: Mutex<VecDeque<Event>>,
+    /// The queue's length, readable without the lock.
+    len: AtomicUsize,
+}
+
+impl Ready {
+    pub(crate) fn push(&self, events: impl IntoIterator<Item = Event>) {
+        let mut queue = self.lock();
+        queue.extend(events);
+        self.len.store(queue.len(), Ordering::Relaxed);
+    }
+
+    fn pop(&self) -> Option<Event> {
+        if self.len.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        let mut queue = self.lock();
+        let event = queue.pop_front();
+        self.len.store(queue.len(), Ordering::Relaxed);
+        event
+    }
+
+    fn is_deep(&self) -> bool {
+        self.len.load(Ordering::Relaxed) >= DEEP_QUEUE
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Event>> {
+        // Each operation is one step, so a poisoned lock still holds a consistent queue.
+        self.events
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 impl Pool {
-    /// A pool of `threads` workers of which as many as the machine has cores run at once.
+    /// A pool of `threads` workers of which at most as many as the machine has cores run at once.
     pub(crate) fn new(threads: usize) -> Pool {
         let threads = threads.max(1);
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let runnable = cores.clamp(1, threads);
         Pool {
-            runnable,
-            in_loop: AtomicUsize::new(runnable),
+            runnable: cores.clamp(1, threads),
+            in_loop: AtomicUsize::new(1),
             serving_since: (0..threads).map(|_| AtomicU64::new(0)).collect(),
+            thread_ids: (0..threads).map(|_| AtomicI32::new(0)).collect(),
             epoch: Instant::now(),
+            blocking_until: AtomicU64::new(0),
+            last_events: AtomicU64::new(0),
+            dozing: AtomicBool::new(false),
             called: AtomicBool::new(false),
             watching: Mutex::new(false),
             spares: Condvar::new(),
+            ready: Ready::default(),
         }
     }
 
@@ -90,33 +157,59 @@ impl Pool {
             .count()
     }
 
-    /// Whether any worker is inside a connection right now.
-    fn anyone_serving(&self) -> bool {
-        self.serving_since
+    /// Remembers for [`BLOCKING_MEMORY`] that a handler blocks, when a worker inside one connection for
+    /// longer than [`BLOCKED_AFTER`] sleeps in the kernel. One that is only preempted (the machine's cores
+    /// are busy) does not count: more workers waiting for events would not help it, and only cost.
+    fn remember_blocking(&self, now: u64) {
+        let limit = BLOCKED_AFTER.as_micros() as u64;
+        let sleeping = self
+            .serving_since
             .iter()
-            .any(|since| since.load(Ordering::Relaxed) != 0)
+            .zip(&self.thread_ids)
+            .filter(|(since, _)| {
+                let since = since.load(Ordering::Relaxed);
+                since != 0 && now.saturating_sub(since) > limit
+            })
+            .any(|(_, tid)| sys::is_sleeping(tid.load(Ordering::Relaxed)));
+        if sleeping {
+            let until = now + BLOCKING_MEMORY.as_micros() as u64;
+            self.blocking_until.fetch_max(until, Ordering::Relaxed);
+        }
     }
 
-    /// Fewer than `runnable` workers in the loop are not blocked, and a spare exists to help.
-    fn needs_spare(&self, now: u64) -> bool {
+    /// How many workers the loop wants at `now`: the blocked ones, plus one to wait for events (two if a
+    /// handler blocked lately), plus up to one per core while the queue stays deep.
+    fn wanted(&self, now: u64, queue_stays_deep: bool) -> usize {
+        let blocked = self.blocked(now);
+        let free = if queue_stays_deep {
+            self.runnable
+        } else if now < self.blocking_until.load(Ordering::Relaxed) {
+            2
+        } else {
+            1
+        };
+        blocked + free
+    }
+
+    /// A spare should join: fewer workers are in the loop than wanted, and a spare exists.
+    fn needs_spare(&self, now: u64, queue_stays_deep: bool) -> bool {
         let in_loop = self.in_loop.load(Ordering::Relaxed);
-        in_loop < self.serving_since.len() && in_loop < self.runnable + self.blocked(now)
+        in_loop < self.serving_since.len() && in_loop < self.wanted(now, queue_stays_deep)
     }
 
-    /// After each event: calls a spare when a worker in the loop is blocked. Four atomic loads, and a
-    /// futex wake once per blocked episode.
+    /// Calls a spare when every worker in the loop is blocked: a few atomic loads, and a futex wake per
+    /// call.
     fn call_spare_if_needed(&self, now: u64) {
-        if self.needs_spare(now) && !self.called.swap(true, Ordering::Relaxed) {
+        if self.needs_spare(now, false) && !self.called.swap(true, Ordering::Relaxed) {
             self.spares.notify_one();
         }
     }
 
-    /// After serving: leaves the loop when more workers than `runnable` are in it and not blocked (a spare
-    /// took this worker's place while it was blocked). One atomic load when nothing was blocked.
+    /// With nothing to do: leaves the loop when more workers are in it than wanted.
     fn steps_aside(&self) -> bool {
         let mut in_loop = self.in_loop.load(Ordering::Relaxed);
-        while in_loop > self.runnable {
-            if in_loop <= self.runnable + self.blocked(self.micros()) {
+        while in_loop > 1 {
+            if in_loop <= self.wanted(self.micros(), false) {
                 return false;
             }
             match self.in_loop.compare_exchange(
@@ -132,74 +225,114 @@ impl Pool {
         false
     }
 
-    /// Waits as a spare until a worker in the loop is blocked (then returns to take its place) or shutdown
-    /// is complete.
+    /// Events came: notes when, and wakes a dozing watcher (the server was idle and is active again).
+    fn note_events(&self, now: u64) {
+        self.last_events.store(now, Ordering::Relaxed);
+        if self.dozing.load(Ordering::Relaxed) && self.dozing.swap(false, Ordering::Relaxed) {
+            self.spares.notify_all();
+        }
+    }
+
+    /// Waits as a spare until the loop needs one more worker (then returns to join it) or shutdown is
+    /// complete.
     fn wait_as_spare(&self, shared: &Shared) {
         let mut watching = self
             .watching
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut was_deep = false;
         loop {
             if finished(shared) {
                 return;
             }
-            if self.needs_spare(self.micros()) {
+            let now = self.micros();
+            let deep = self.ready.is_deep();
+            if self.needs_spare(now, deep && was_deep) {
                 self.in_loop.fetch_add(1, Ordering::Relaxed);
                 return;
             }
+            was_deep = deep;
             let watcher = !*watching;
             *watching = true;
-            // While no worker is serving, none can be blocked: the watcher need not wake every millisecond,
-            // and an idle server stays idle. Workers in the loop still call a spare the moment one blocks.
-            let timeout = if watcher && self.anyone_serving() {
+            // While no events come, no worker can be blocked: the watcher need not wake every millisecond,
+            // and an idle server stays idle. The next events wake it.
+            let active = now.saturating_sub(self.last_events.load(Ordering::Relaxed))
+                < SWEEP_EVERY.as_micros() as u64;
+            let timeout = if watcher && active {
                 WATCH_EVERY
             } else {
                 SWEEP_EVERY
             };
+            if watcher && !active {
+                self.dozing.store(true, Ordering::Relaxed);
+            }
             watching = self
                 .spares
                 .wait_timeout(watching, timeout)
                 .map_or_else(|poisoned| poisoned.into_inner().0, |(guard, _)| guard);
             if watcher {
                 *watching = false;
+                self.dozing.store(false, Ordering::Relaxed);
+                self.remember_blocking(self.micros());
             }
-            // Called or not, a spare is awake and checks: a later blocked worker may call again.
+            // Called or not, a spare is awake and checks: a later need may call again.
             self.called.store(false, Ordering::Relaxed);
         }
     }
 }
 
-/// One worker's life: wait, serve, repeat, until shutdown is complete. Workers from `id` = the number of
-/// cores up start as spares.
+/// One worker's life: wait, serve, repeat, until shutdown is complete. Worker 0 starts in the loop, the
+/// others as spares.
 pub(crate) fn work(shared: &Shared, id: usize) {
     let pool = &shared.pool;
     let mut scratch = Scratch::default();
-    if id >= pool.runnable {
+    let mut events = Events::with_capacity(EVENTS_PER_WAIT);
+    pool.thread_ids[id % pool.thread_ids.len()].store(sys::thread_id(), Ordering::Relaxed);
+    if id > 0 {
         pool.wait_as_spare(shared);
     }
     let serving_since = &pool.serving_since[id % pool.serving_since.len()];
     while !finished(shared) {
-        match shared.poller.wait(SWEEP_EVERY) {
-            Ok(Some(event)) if event.token == LISTENER => accept(shared),
-            Ok(Some(event)) => {
+        let event = match pool.ready.pop() {
+            Some(event) => Some(event),
+            None if pool.steps_aside() => {
+                pool.wait_as_spare(shared);
+                continue;
+            }
+            None => next_event(shared, &mut events),
+        };
+        match event {
+            Some(event) if event.token == LISTENER => accept(shared),
+            Some(event) => {
                 let now = pool.micros();
                 serving_since.store(now, Ordering::Relaxed);
-                serve(shared, event.token, &mut scratch);
+                serve(shared, event, &mut scratch);
                 serving_since.store(0, Ordering::Relaxed);
-                if pool.steps_aside() {
-                    pool.wait_as_spare(shared);
-                } else {
-                    pool.call_spare_if_needed(now);
-                }
+                pool.call_spare_if_needed(now);
             }
-            Ok(None) => {}
-            Err(err) => {
-                log::error!("waiting for events failed: {err}");
-                std::thread::sleep(SWEEP_EVERY);
-            }
+            None => {}
         }
         sweep_if_due(shared);
     }
+}
+
+/// Waits for events; returns the first and queues the others for whichever worker is free next.
+fn next_event(shared: &Shared, events: &mut Events) -> Option<Event> {
+    if let Err(err) = shared.poller.wait(events, SWEEP_EVERY) {
+        log::error!("waiting for events failed: {err}");
+        std::thread::sleep(SWEEP_EVERY);
+        return None;
+    }
+    let mut ready = events.iter();
+    let first = ready.next()?;
+    let pool = &shared.pool;
+    let now = pool.micros();
+    pool.note_events(now);
+    if ready.len() > 0 {
+        pool.ready.push(ready);
+        pool.call_spare_if_needed(now);
+    }
+    Some(first)
 }
 
 /// Shutdown began and every connection is gone, or its deadline passed.
@@ -210,8 +343,9 @@ fn finished(shared: &Shared) -> bool {
     }
 }
 
-fn serve(shared: &Shared, token: u64, scratch: &mut Scratch) {
-    let Some(mut conn) = shared.connections.take(token) else {
+fn serve(shared: &Shared, event: Event, scratch: &mut Scratch) {
+    let token = event.token;
+    let Some(mut conn) = shared.connections.take(event) else {
         return;
     };
     let date = date::now();
@@ -232,18 +366,20 @@ fn serve(shared: &Shared, token: u64, scratch: &mut Scratch) {
             *scratch = Scratch::default();
             Next::Close
         });
-    match next {
-        Next::Park(interest) => {
-            let fd = conn.socket().as_raw_fd();
-            shared.connections.park(token, conn);
-            if let Err(err) = shared.poller.rearm(fd, token, interest) {
-                log::warn!("cannot re-arm a connection: {err}");
-                if let Some(conn) = shared.connections.take(token) {
-                    close(shared, token, conn);
-                }
-            }
+    if next == Next::Close {
+        return close(shared, token, conn);
+    }
+    if conn.has_pending_output() && !conn.watching_writes {
+        if let Err(err) = shared.poller.watch_writes(conn.socket().as_raw_fd(), token) {
+            log::warn!("{}: cannot watch for writability: {err}", conn.peer());
+            return close(shared, token, conn);
         }
-        Next::Close => close(shared, token, conn),
+        conn.watching_writes = true;
+    }
+    match shared.connections.park(token, conn) {
+        Some(missed) => shared.pool.ready.push([missed]),
+        None if next == Next::Again => shared.pool.ready.push([Event::internal(token)]),
+        None => {}
     }
 }
 
@@ -282,10 +418,7 @@ fn accept(shared: &Shared) {
 }
 
 fn rearm_listener(shared: &Shared, listener: &std::net::TcpListener) {
-    if let Err(err) = shared
-        .poller
-        .rearm(listener.as_raw_fd(), LISTENER, Interest::Read)
-    {
+    if let Err(err) = shared.poller.rearm_listener(listener.as_raw_fd(), LISTENER) {
         log::error!("cannot re-arm the listener: {err}");
     }
 }
@@ -295,9 +428,9 @@ fn register(shared: &Shared, conn: Box<Conn>) {
     let fd = conn.socket().as_raw_fd();
     match shared.connections.insert(conn, shared.max_connections) {
         Ok(token) => {
-            if let Err(err) = shared.poller.add(fd, token, Interest::Read) {
+            if let Err(err) = shared.poller.add_connection(fd, token) {
                 log::warn!("cannot watch a new connection: {err}");
-                if let Some(conn) = shared.connections.take(token) {
+                if let Some(conn) = shared.connections.take(Event::internal(token)) {
                     close(shared, token, conn);
                 }
             }
@@ -353,9 +486,12 @@ fn sweep_if_due(shared: &Shared) {
         return;
     }
     let shutting_down = shared.shutdown_deadline.get().is_some();
+    let mut expired = Vec::new();
+    shared.connections.expire(now, shutting_down, &mut expired);
     shared
-        .connections
-        .expire(now, shutting_down, &shared.poller);
+        .pool
+        .ready
+        .push(expired.into_iter().map(Event::internal));
     if shared.accept_paused.swap(false, Ordering::Relaxed) {
         let guard = shared
             .listener

@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use crate::config::{Config, Limits, Timeouts};
 use crate::connections::{Connections, LISTENER};
-use crate::poller::{Interest, Poller};
+use crate::poller::Poller;
 use crate::router::Router;
 use crate::{pool, sys};
 
@@ -66,7 +66,7 @@ impl Server {
         sys::set_nodelay(&listener)?;
         let addr = listener.local_addr()?;
         let poller = Poller::new()?;
-        poller.add(listener.as_raw_fd(), LISTENER, Interest::Read)?;
+        poller.add_listener(listener.as_raw_fd(), LISTENER)?;
         let shared = Shared {
             poller,
             connections: Connections::default(),

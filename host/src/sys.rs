@@ -82,6 +82,26 @@ pub fn read_append(socket: &TcpStream, buf: &mut Vec<u8>, max: usize) -> io::Res
     Ok(n)
 }
 
+/// The calling thread's kernel id, for [`is_sleeping`].
+pub fn thread_id() -> i32 {
+    // SAFETY: gettid takes no arguments and cannot fail.
+    unsafe { libc::gettid() }
+}
+
+/// Whether thread `tid` of this process sleeps in the kernel (state S or D: waiting for I/O, a lock, a
+/// timer), as opposed to running or waiting for a CPU. A thread that has been inside one request for long
+/// is either blocked (sleeping) or only preempted, and only this tells them apart.
+pub fn is_sleeping(tid: i32) -> bool {
+    let Ok(stat) = std::fs::read(format!("/proc/self/task/{tid}/stat")) else {
+        return false;
+    };
+    // "TID (COMM) STATE ...": the state follows the last ')', as the command name may hold anything.
+    stat.iter()
+        .rposition(|&b| b == b')')
+        .and_then(|at| stat.get(at + 2))
+        .is_some_and(|state| matches!(state, b'S' | b'D'))
+}
+
 /// Lengthens the listen queue (std binds with 128): bursts of new connections then wait in the kernel
 /// instead of being dropped and retried a second later. Linux accepts `listen` again on a listening socket.
 pub fn set_listen_backlog(listener: &std::net::TcpListener, backlog: i32) -> io::Result<()> {
@@ -166,6 +186,28 @@ mod tests {
     use std::io::Read;
 
     use super::*;
+
+    #[test]
+    fn a_thread_waiting_on_a_lock_is_sleeping_and_a_running_one_is_not() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let waiter = std::thread::spawn(move || {
+            tx.send(thread_id()).unwrap();
+            done_rx.recv().unwrap();
+        });
+        let tid = rx.recv().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !is_sleeping(tid) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the waiting thread never slept"
+            );
+            std::thread::yield_now();
+        }
+        assert!(!is_sleeping(thread_id()), "the thread asking is running");
+        done_tx.send(()).unwrap();
+        waiter.join().unwrap();
+    }
 
     #[test]
     fn accepted_sockets_are_nonblocking_with_nodelay_and_know_their_peer() {
