@@ -162,8 +162,10 @@ pub fn router(data: &[u8]) {
 pub struct StaticFixture {
     /// The temp folder holding `root/` and the secrets; [`remove_static_fixture`] deletes it.
     pub base: std::path::PathBuf,
-    /// The canonical root handed to the resolver.
-    pub root: std::path::PathBuf,
+    /// The root handed to the resolver: beneath its descriptor where the kernel has openat2.
+    pub root: plugd::static_files::root::Root,
+    /// The same root, always resolved by path (as without openat2).
+    pub root_by_path: plugd::static_files::root::Root,
 }
 
 /// Content of every file the resolver must never serve (outside the root, or hidden).
@@ -204,8 +206,11 @@ fn static_fixture() -> &'static StaticFixture {
         symlink("../../secret.txt", root.join("dir/up2")).unwrap();
         std::fs::create_dir_all(root.join("dir_out_index")).unwrap();
         symlink("../../secret.txt", root.join("dir_out_index/index.html")).unwrap();
-        let root = std::fs::canonicalize(root).unwrap();
-        StaticFixture { base, root }
+        StaticFixture {
+            base,
+            root: plugd::static_files::root::Root::open(&root).unwrap(),
+            root_by_path: plugd::static_files::root::Root::open_by_path(&root).unwrap(),
+        }
     })
 }
 
@@ -215,7 +220,8 @@ pub fn remove_static_fixture() {
     let _ = std::fs::remove_dir_all(base);
 }
 
-/// The first byte says whether the request path ended in `/`; the rest (UTF-8, as request paths are) is the
+/// The first byte says whether the request path ended in `/` (bit 0) and whether the root is resolved
+/// by path (bit 1, the way without openat2); the rest (UTF-8, as request paths are) is the
 /// raw path below `/static/`. Never panics; anything served is a regular file under the root (by its
 /// canonical path and by the open descriptor's own path), with no hidden component, and is never one of the
 /// forbidden files; a decoded `.`/`..` segment, NUL or backslash is always a 400.
@@ -232,11 +238,15 @@ pub fn static_path(data: &[u8]) {
         return;
     };
     let fixture = static_fixture();
-    let root = &fixture.root;
+    let root = if flags & 2 == 2 {
+        &fixture.root_by_path
+    } else {
+        &fixture.root
+    };
     let outcome = resolve(root, raw, flags & 1 == 1);
 
     let under_root = |path: &std::path::Path| {
-        path.strip_prefix(root).is_ok_and(|below| {
+        path.strip_prefix(root.path()).is_ok_and(|below| {
             below.components().all(
                 |c| matches!(c, Component::Normal(name) if !name.as_encoded_bytes().starts_with(b".")),
             )
@@ -254,7 +264,8 @@ pub fn static_path(data: &[u8]) {
         }
     }
     if let Ok(Resolved::File(mut found)) = outcome {
-        assert!(under_root(&found.path), "{raw:?} -> {:?}", found.path);
+        let path = found.path(root);
+        assert!(under_root(&path), "{raw:?} -> {path:?}");
         assert!(found.metadata.is_file(), "{raw:?} -> not a regular file");
         let opened = std::fs::read_link(format!("/proc/self/fd/{}", found.file.as_raw_fd()))
             .expect("descriptor path");

@@ -191,6 +191,47 @@ fn traversal_attempts_never_leave_the_root() {
     assert_eq!(get(&server, "/static/hello.txt", &[]).status, 200);
 }
 
+/// Plain names are opened beneath the root with openat2, which refuses every symlink; a path with one takes
+/// the path-based way, so symlinks behave as they always did (and as in nginx): followed while they stay in
+/// the root, relative or absolute, refused when they lead out or onto a hidden file.
+#[test]
+fn symlinks_are_followed_inside_the_root_and_refused_outside() {
+    let site = Site::new();
+    let root = std::fs::canonicalize(&site.root).unwrap();
+    symlink(root.join("hello.txt"), root.join("abs_in.txt")).unwrap();
+    symlink(root.join("docs"), root.join("abs_docs")).unwrap();
+    symlink("../hello.txt", root.join("sub/up_in.txt")).unwrap();
+    symlink("../../secret.txt", root.join("sub/up_out.txt")).unwrap();
+    symlink(site.tmp.join("secret.txt"), root.join("abs_out.txt")).unwrap();
+    symlink("../index.html", root.join("noindex/index.html")).unwrap();
+    site.write("abs_in.txt.gz", "GZIP-OF-HELLO");
+    let server = site.start();
+    for (target, status, body) in [
+        ("/static/link_in.txt", 200, "hello, static world\n"),
+        ("/static/abs_in.txt", 200, "hello, static world\n"),
+        ("/static/abs_docs/", 200, "<h1>docs index</h1>"),
+        ("/static/abs_docs/page.html", 200, "<p>page</p>"),
+        ("/static/sub/up_in.txt", 200, "hello, static world\n"),
+        ("/static/noindex/", 200, "<h1>root index</h1>"),
+        ("/static/sub/up_out.txt", 404, "not found\n"),
+        ("/static/abs_out.txt", 404, "not found\n"),
+        ("/static/link_out.txt", 404, "not found\n"),
+        ("/static/link_hidden.txt", 404, "not found\n"),
+    ] {
+        let response = get(&server, target, &[]);
+        assert_eq!(response.status, status, "{target}");
+        assert_eq!(response.body_str(), body, "{target}");
+    }
+    // A symlink's sidecars are looked for beside its target (the canonical path), not beside the link
+    // (nginx's gzip_static would take `abs_in.txt.gz`): plugd has always done so.
+    let response = get(
+        &server,
+        "/static/abs_in.txt",
+        &[("Accept-Encoding", "gzip")],
+    );
+    assert_eq!(response.header("Content-Encoding"), None);
+}
+
 #[test]
 fn decodes_the_path_exactly_once() {
     let site = Site::new();

@@ -41,44 +41,52 @@ impl Coding {
 /// Weight (qvalue, RFC 9110 §12.4.2) in thousandths: 0 refuses, 1000 is the default.
 type Weight = u16;
 
-/// The best of `available` codings that the `Accept-Encoding` field lines `values` allow, or `None` to
-/// serve the identity representation. No field at all means no preference (RFC 9110 §12.5.3), which we
-/// answer with identity: that is what every client understands. A coding is acceptable when it is listed,
-/// or `*` is, with a non-zero weight; the highest weight wins, ties go to the order of `available`.
-pub fn negotiate<'a>(
-    values: impl Iterator<Item = &'a [u8]>,
-    available: &[Coding],
-) -> Option<Coding> {
-    let mut weights: Vec<(Coding, Weight)> = Vec::new();
-    let mut wildcard: Option<Weight> = None;
-    for element in values.flat_map(|value| value.split(|&b| b == b',')) {
-        let Some((token, weight)) = parse_element(element) else {
-            continue; // empty or malformed: ignored
-        };
-        if token == b"*" {
-            wildcard.get_or_insert(weight);
-        } else if let Some(coding) = Coding::ALL.into_iter().find(|c| c.is_named(token)) {
-            if !weights.iter().any(|(known, _)| *known == coding) {
-                weights.push((coding, weight));
+/// The codings a request accepts, best first, as its `Accept-Encoding` field lines weigh them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Preferences {
+    /// Accepted codings (non-zero weight) first, by weight, ties in the order of [`Coding::ALL`]; then
+    /// the refused ones.
+    ranked: [Coding; 2],
+    /// How many of `ranked` are accepted.
+    accepted: usize,
+}
+
+impl Preferences {
+    /// Reads the `Accept-Encoding` field lines `values`. No field at all means no preference (RFC 9110
+    /// §12.5.3), which we answer with identity: that is what every client understands, so no coding is
+    /// accepted then. A coding is accepted when it is listed, or `*` is, with a non-zero weight.
+    pub fn of<'a>(values: impl Iterator<Item = &'a [u8]>) -> Preferences {
+        let mut weights: [Option<Weight>; 2] = [None; 2];
+        let mut wildcard: Option<Weight> = None;
+        for element in values.flat_map(|value| value.split(|&b| b == b',')) {
+            let Some((token, weight)) = parse_element(element) else {
+                continue; // empty or malformed: ignored
+            };
+            if token == b"*" {
+                wildcard.get_or_insert(weight);
+            } else if let Some(i) = Coding::ALL.iter().position(|c| c.is_named(token)) {
+                weights[i].get_or_insert(weight);
             }
         }
+        let weight_of = |i: usize| weights[i].or(wildcard).unwrap_or(0);
+        let mut order = [0, 1];
+        // A stable sort keeps ALL's order among equal weights.
+        order.sort_by_key(|&i| std::cmp::Reverse(weight_of(i)));
+        Preferences {
+            ranked: order.map(|i| Coding::ALL[i]),
+            accepted: order.iter().filter(|&&i| weight_of(i) > 0).count(),
+        }
     }
-    let weight_of = |coding: Coding| {
-        weights
-            .iter()
-            .find(|(known, _)| *known == coding)
-            .map(|&(_, weight)| weight)
-            .or(wildcard)
-            .unwrap_or(0)
-    };
-    available
-        .iter()
-        .map(|&coding| (coding, weight_of(coding)))
-        .filter(|&(_, weight)| weight > 0)
-        // max_by_key keeps the last of equals; reversing makes it keep the first.
-        .rev()
-        .max_by_key(|&(_, weight)| weight)
-        .map(|(coding, _)| coding)
+
+    /// The accepted codings, best first.
+    pub fn accepted(&self) -> &[Coding] {
+        &self.ranked[..self.accepted]
+    }
+
+    /// Whether some coding is refused (not listed, or with weight 0): its sidecar is never looked for.
+    pub fn refuses_any(&self) -> bool {
+        self.accepted < self.ranked.len()
+    }
 }
 
 /// `coding *( OWS ";" OWS name "=" value )`: the coding and its weight. Parameters other than `q` are
@@ -138,8 +146,13 @@ mod tests {
     use super::Coding::{Brotli, Gzip};
     use super::*;
 
+    /// The coding served when the sidecars of `available` exist: the best accepted one of them.
     fn pick(values: &[&str], available: &[Coding]) -> Option<Coding> {
-        negotiate(values.iter().map(|v| v.as_bytes()), available)
+        Preferences::of(values.iter().map(|v| v.as_bytes()))
+            .accepted()
+            .iter()
+            .copied()
+            .find(|coding| available.contains(coding))
     }
 
     #[test]
@@ -185,6 +198,21 @@ mod tests {
                 "{values:?} of {available:?}"
             );
         }
+    }
+
+    #[test]
+    fn preferences_list_accepted_codings_best_first() {
+        let of = |value: &str| Preferences::of(std::iter::once(value.as_bytes()));
+        assert_eq!(of("gzip;q=0.5, br").accepted(), [Brotli, Gzip]);
+        assert_eq!(of("gzip, br;q=0.5").accepted(), [Gzip, Brotli]);
+        assert_eq!(of("gzip, br").accepted(), [Brotli, Gzip]);
+        assert_eq!(of("gzip").accepted(), [Gzip]);
+        assert!(of("gzip").refuses_any());
+        assert!(!of("gzip, br").refuses_any());
+        assert!(!of("*").refuses_any());
+        let none = Preferences::of(std::iter::empty());
+        assert_eq!(none.accepted(), []);
+        assert!(none.refuses_any());
     }
 
     #[test]

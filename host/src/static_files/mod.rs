@@ -2,27 +2,30 @@
 //!
 //! [`StaticFiles`] is a [`Handler`] registered on `GET /static/{*path}`; it receives the still
 //! percent-encoded rest of the path as the `path` parameter. The work is split by concern:
-//! [`resolve`] maps the path to an open file safely, [`mime`] names its type, [`encoding`] picks a
-//! precompressed sidecar, [`conditional`] answers 304/412 from the validators, [`range`] picks the bytes.
+//! [`resolve`] maps the path to an open file safely (beneath the [`root`]'s descriptor, through
+//! [`openat`]), [`mime`] names its type, [`encoding`] picks a precompressed sidecar, [`conditional`] answers 304/412 from the validators, [`range`] picks the bytes.
 //! File contents always leave as [`Body::File`], which the connection streams with `sendfile`: nothing
 //! here reads a file into memory.
 
 pub mod conditional;
 pub mod encoding;
 pub mod mime;
+pub mod openat;
 pub mod range;
 pub mod resolve;
+pub mod root;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::handler::{Body, Handler, Request, Response};
 use crate::http::RequestHead;
 
 use conditional::{Precondition, Validators};
-use encoding::Coding;
+use encoding::{Coding, Preferences};
 use range::RangeOutcome;
 use resolve::{FoundFile, Refusal, Resolved};
+use root::Root;
 
 /// The route parameter holding the path below the mount point.
 pub const PATH_PARAM: &str = "path";
@@ -30,28 +33,31 @@ pub const PATH_PARAM: &str = "path";
 /// Serves the files under one root directory.
 #[derive(Debug)]
 pub struct StaticFiles {
-    /// The canonical root, or `None` when it was missing at startup (then every request is 404, so a
-    /// server started without its static folder still serves its plugins).
-    root: Option<PathBuf>,
+    /// The root, or `None` when it was missing at startup (then every request is 404, so a server
+    /// started without its static folder still serves its plugins).
+    root: Option<Root>,
 }
 
 impl StaticFiles {
     /// Serves `root`, canonicalized once here. A missing root (or one that is not a directory) is logged
     /// as a warning and answered with 404s.
     pub fn new(root: &Path) -> StaticFiles {
-        let root = match std::fs::canonicalize(root) {
-            Ok(canonical) if canonical.is_dir() => Some(canonical),
-            Ok(_) => {
-                log::warn!(
-                    "static dir {} is not a directory; /static/ will answer 404",
-                    root.display()
-                );
-                None
-            }
+        StaticFiles::serving(root, Root::open(root))
+    }
+
+    /// Serves `root` always resolving paths as on a kernel without `openat2` (see [`Root::open_by_path`]).
+    #[cfg(test)]
+    fn by_path(root: &Path) -> StaticFiles {
+        StaticFiles::serving(root, Root::open_by_path(root))
+    }
+
+    fn serving(path: &Path, root: std::io::Result<Root>) -> StaticFiles {
+        let root = match root {
+            Ok(root) => Some(root),
             Err(error) => {
                 log::warn!(
                     "static dir {}: {error}; /static/ will answer 404",
-                    root.display()
+                    path.display()
                 );
                 None
             }
@@ -61,7 +67,7 @@ impl StaticFiles {
 
     /// The canonical root being served, if it existed at startup.
     pub fn root(&self) -> Option<&Path> {
-        self.root.as_deref()
+        self.root.as_ref().map(Root::path)
     }
 }
 
@@ -112,32 +118,38 @@ struct Representation {
     coding: Option<Coding>,
 }
 
-/// Picks the representation to send: a sidecar the client accepts, else the file itself. Also tells
-/// whether any sidecar exists, since then every response varies on `Accept-Encoding`.
+/// Picks the representation to send: the sidecar of the best coding the client accepts, else the file
+/// itself. Also tells whether the response varies on `Accept-Encoding` (RFC 9110 §12.5.5).
+///
+/// Only the sidecars of accepted codings are looked for, best first, and the first found is served: a
+/// request without `Accept-Encoding` (every benchmark client, most scripts) costs no probe at all, where
+/// nginx's `gzip_static` with `gzip_vary` probes the `.gz` on every request. A sidecar found means the
+/// response varies. When none is found, the response varies unless every coding was looked for: a
+/// refused coding's sidecar may exist, and then a request accepting it would get another representation,
+/// so the identity response says `Vary: Accept-Encoding` rather than let a shared cache hand it to every
+/// client. Only a request accepting both codings learns that a file has no sidecar, and gets no `Vary`.
 fn choose_representation(
-    root: &Path,
+    root: &Root,
     head: &RequestHead<'_>,
     found: FoundFile,
 ) -> (Representation, bool) {
-    let sidecars: Vec<Coding> = Coding::ALL
-        .into_iter()
-        .filter(|coding| resolve::sidecar_exists(&found.path, coding.extension()))
-        .collect();
-    let accepted = encoding::negotiate(field_values(head, "Accept-Encoding"), &sidecars);
-    let sidecar = accepted.and_then(|coding| {
-        let (file, metadata) = resolve::open_sidecar(root, &found.path, coding.extension())?;
-        Some(Representation {
-            file,
-            metadata,
-            coding: Some(coding),
-        })
-    });
-    let representation = sidecar.unwrap_or(Representation {
+    let preferences = Preferences::of(field_values(head, "Accept-Encoding"));
+    for &coding in preferences.accepted() {
+        if let Some((file, metadata)) = resolve::open_sidecar(root, &found, coding.extension()) {
+            let sidecar = Representation {
+                file,
+                metadata,
+                coding: Some(coding),
+            };
+            return (sidecar, true);
+        }
+    }
+    let identity = Representation {
         file: found.file,
         metadata: found.metadata,
         coding: None,
-    });
-    (representation, !sidecars.is_empty())
+    };
+    (identity, preferences.refuses_any())
 }
 
 /// A header field for a [`Response`].
@@ -146,7 +158,7 @@ fn field(name: &str, value: impl Into<String>) -> (String, String) {
 }
 
 /// Answers for a regular file: 200, 206, 304, 412 or 416.
-fn serve(root: &Path, head: &RequestHead<'_>, found: FoundFile) -> Response {
+fn serve(root: &Root, head: &RequestHead<'_>, found: FoundFile) -> Response {
     let content_type = mime::content_type(&found.requested_name);
     let (repr, varies) = choose_representation(root, head, found);
     let size = repr.metadata.len();
@@ -413,7 +425,8 @@ mod tests {
             header(&response, "Last-Modified"),
             Some(format_http_date(mtime).as_str())
         );
-        assert_eq!(header(&response, "Vary"), None);
+        // No sidecar was looked for (the request accepts no coding), so whether one exists is unknown.
+        assert_eq!(header(&response, "Vary"), Some("Accept-Encoding"));
         assert!(matches!(
             response.body,
             Body::File {
@@ -423,6 +436,43 @@ mod tests {
             }
         ));
         assert_eq!(body(response), b"abcdefghijklmnopqrstuvwxyz");
+    }
+
+    #[test]
+    fn vary_is_left_out_only_when_every_coding_was_looked_for() {
+        let (_tmp, files) = fixture();
+        for (accept, vary) in [
+            ("gzip, br", None),
+            ("*", None),
+            ("gzip", Some("Accept-Encoding")),
+            ("br;q=0, gzip", Some("Accept-Encoding")),
+            ("identity", Some("Accept-Encoding")),
+        ] {
+            let response = get("/static/hello.txt")
+                .header("Accept-Encoding", accept)
+                .send(&files);
+            assert_eq!(header(&response, "Vary"), vary, "{accept}");
+            assert_eq!(header(&response, "Content-Encoding"), None, "{accept}");
+        }
+    }
+
+    #[test]
+    fn the_path_based_way_serves_the_same() {
+        // What a kernel without openat2 gets.
+        let (_tmp, files) = fixture();
+        let by_path = StaticFiles::by_path(files.root().unwrap());
+        for call in [
+            || get("/static/hello.txt"),
+            || get("/static/docs/"),
+            || get("/static/app.js").header("Accept-Encoding", "gzip"),
+        ] {
+            let (fast, slow) = (call().send(&files), call().send(&by_path));
+            assert_eq!(fast.status, slow.status);
+            assert_eq!(fast.headers, slow.headers);
+            assert_eq!(body(fast), body(slow));
+        }
+        assert_eq!(get("/static/docs").send(&by_path).status, 301);
+        assert_eq!(get("/static/.env").send(&by_path).status, 404);
     }
 
     #[test]
