@@ -1447,3 +1447,64 @@ fn sigint_also_shuts_down_gracefully() {
     let status = server.wait_exit(secs(5.0));
     assert_eq!(status.code(), Some(0), "{}", server.stderr());
 }
+
+/// CPU seconds (user + system) the process has used so far.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the state.
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    // SAFETY: sysconf takes no pointers.
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
+#[test]
+fn out_of_descriptors_the_server_pauses_accepting_without_spinning_and_resumes() {
+    let server = Server::start(&[]);
+    let open_now = std::fs::read_dir(format!("/proc/{}/fd", server.pid()))
+        .unwrap()
+        .count() as u64;
+    let limit = libc::rlimit {
+        rlim_cur: open_now + 8,
+        rlim_max: open_now + 8,
+    };
+    // SAFETY: `limit` outlives the call; a null old-limit pointer is allowed.
+    let set = unsafe {
+        libc::prlimit(
+            server.pid() as libc::pid_t,
+            libc::RLIMIT_NOFILE,
+            &limit,
+            std::ptr::null_mut(),
+        )
+    };
+    assert_eq!(set, 0, "prlimit: {}", std::io::Error::last_os_error());
+    // More connections than descriptors left: the kernel completes them, plugd cannot accept them all.
+    let waiting: Vec<TcpStream> = (0..20).map(|_| connect(server.addr())).collect();
+    assert!(
+        server.wait_for_log("accept paused", secs(5.0)),
+        "{}",
+        server.stderr()
+    );
+    let before = cpu_seconds(server.pid());
+    thread::sleep(secs(1.0));
+    let used = cpu_seconds(server.pid()) - before;
+    assert!(
+        used < 0.5,
+        "a listener with pending connections it cannot accept must not busy-loop: {used} s of CPU in 1 s"
+    );
+    drop(waiting);
+    // Descriptors free again: the pending and new connections are accepted and served.
+    let deadline = Instant::now() + secs(5.0);
+    loop {
+        let mut conn = server.connect();
+        conn.send(&get_req("/after-pause"));
+        match conn.read_response() {
+            Ok(response) => {
+                assert_eq!(response.status, 404);
+                break;
+            }
+            Err(err) => assert!(Instant::now() < deadline, "never served again: {err}"),
+        }
+    }
+}

@@ -6,8 +6,9 @@
 //! A connection is registered once, edge-triggered, for reading and writing: no `epoll_ctl` per request
 //! (re-arming a one-shot registration after every answer was one of four system calls per request). An
 //! edge-triggered event can reach any worker at any moment, also while another serves that connection, so
-//! exclusive ownership is kept by the connection table instead (`connections.rs`). The listener stays
-//! one-shot: one worker accepts a batch, then re-arms it.
+//! exclusive ownership is kept by the connection table instead (`connections.rs`). The listener is
+//! level-triggered: a worker accepts one connection per event, and the next wait reports it again while
+//! more are pending.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -18,8 +19,8 @@ const CONNECTION: u32 = (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLET) as u3
 /// The same, and room in the send buffer. Not from the start: a fresh socket is writable, and that first
 /// report would wake a worker for nothing on every new connection.
 const CONNECTION_WRITES: u32 = CONNECTION | libc::EPOLLOUT as u32;
-/// The listener's registration: one worker at a time takes new connections.
-const LISTENER: u32 = (libc::EPOLLIN | libc::EPOLLONESHOT) as u32;
+/// The listener's registration, level-triggered: reported to every wait while connections are pending.
+const LISTENER: u32 = libc::EPOLLIN as u32;
 const HANGUP: u32 = (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
 
 /// Room for the events one `epoll_wait` returns.
@@ -90,14 +91,18 @@ impl Poller {
         self.ctl(libc::EPOLL_CTL_MOD, fd, token, CONNECTION_WRITES)
     }
 
-    /// Watches the listener; its first event disarms it until [`Poller::rearm_listener`].
+    /// Watches the listener: every wait reports it while connections are pending.
     pub fn add_listener(&self, fd: RawFd, token: u64) -> io::Result<()> {
         self.ctl(libc::EPOLL_CTL_ADD, fd, token, LISTENER)
     }
 
-    /// Watches the listener again after a worker took its event (readiness is re-checked, so a connection
-    /// that arrived meanwhile is reported).
-    pub fn rearm_listener(&self, fd: RawFd, token: u64) -> io::Result<()> {
+    /// Stops reporting the listener (while new connections cannot be accepted) until
+    /// [`Poller::resume_listener`].
+    pub fn pause_listener(&self, fd: RawFd, token: u64) -> io::Result<()> {
+        self.ctl(libc::EPOLL_CTL_MOD, fd, token, 0)
+    }
+
+    pub fn resume_listener(&self, fd: RawFd, token: u64) -> io::Result<()> {
         self.ctl(libc::EPOLL_CTL_MOD, fd, token, LISTENER)
     }
 

@@ -38,8 +38,6 @@ use crate::sys;
 
 /// How often deadlines are checked, and so the precision of every timeout.
 const SWEEP_EVERY: Duration = Duration::from_millis(100);
-/// Connections accepted per wake-up of the listener before it is re-armed for another worker.
-const ACCEPT_BATCH: usize = 64;
 /// Most events taken from the readiness set per `epoll_wait`.
 const EVENTS_PER_WAIT: usize = 16;
 /// Ready connections waiting in the queue from which a spare joins to help, when the watcher sees that
@@ -389,6 +387,9 @@ fn close(shared: &Shared, token: u64, conn: Box<Conn>) {
 }
 
 /// Accepts a batch of new connections, then re-arms the listener.
+/// Accepts one new connection. The listener is level-triggered: while more wait, the next `epoll_wait`
+/// reports it again, so no worker accepts until the queue is empty (an `accept` failing with EAGAIN per
+/// wake-up) nor re-arms it.
 fn accept(shared: &Shared) {
     let guard = shared
         .listener
@@ -397,29 +398,23 @@ fn accept(shared: &Shared) {
     let Some(listener) = guard.as_ref() else {
         return;
     };
-    for _ in 0..ACCEPT_BATCH {
-        // Non-blocking and TCP_NODELAY from the start: no system call per connection to set them.
-        match sys::accept_nonblocking(listener) {
-            Ok((socket, peer)) => {
-                register(shared, Box::new(Conn::new(socket, peer, &shared.timeouts)));
-            }
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
-            Err(err) if is_out_of_descriptors(&err) => {
-                warn_rate_limited(&format!(
-                    "accept paused: {err} (raise the open-files limit)"
-                ));
-                shared.accept_paused.store(true, Ordering::Relaxed);
-                return;
-            }
-            Err(err) => log::debug!("accept failed: {err}"),
+    // Non-blocking and TCP_NODELAY from the start: no system call per connection to set them.
+    match sys::accept_nonblocking(listener) {
+        Ok((socket, peer)) => {
+            register(shared, Box::new(Conn::new(socket, peer, &shared.timeouts)));
         }
-    }
-    rearm_listener(shared, listener);
-}
-
-fn rearm_listener(shared: &Shared, listener: &std::net::TcpListener) {
-    if let Err(err) = shared.poller.rearm_listener(listener.as_raw_fd(), LISTENER) {
-        log::error!("cannot re-arm the listener: {err}");
+        Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+        Err(err) if is_out_of_descriptors(&err) => {
+            warn_rate_limited(&format!(
+                "accept paused: {err} (raise the open-files limit)"
+            ));
+            // Still pending, the listener would be reported to every wait: silence it until the sweep.
+            if let Err(err) = shared.poller.pause_listener(listener.as_raw_fd(), LISTENER) {
+                log::error!("cannot pause the listener: {err}");
+            }
+            shared.accept_paused.store(true, Ordering::Relaxed);
+        }
+        Err(err) => log::debug!("accept failed: {err}"),
     }
 }
 
@@ -498,7 +493,12 @@ fn sweep_if_due(shared: &Shared) {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(listener) = guard.as_ref() {
-            rearm_listener(shared, listener);
+            if let Err(err) = shared
+                .poller
+                .resume_listener(listener.as_raw_fd(), LISTENER)
+            {
+                log::error!("cannot resume accepting: {err}");
+            }
         }
     }
 }
