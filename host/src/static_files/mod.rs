@@ -13,10 +13,11 @@ pub mod mime;
 pub mod range;
 pub mod resolve;
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::handler::{Body, Handler, Request, Response};
+use crate::handler::{Body, Field, Handler, Request, Response};
 use crate::http::RequestHead;
 
 use conditional::{Precondition, Validators};
@@ -141,8 +142,8 @@ fn choose_representation(
 }
 
 /// A header field for a [`Response`].
-fn field(name: &str, value: impl Into<String>) -> (String, String) {
-    (name.to_owned(), value.into())
+fn field(name: &'static str, value: impl Into<Cow<'static, str>>) -> Field {
+    (name.into(), value.into())
 }
 
 /// Answers for a regular file: 200, 206, 304, 412 or 416.
@@ -158,7 +159,7 @@ fn serve(root: &Path, head: &RequestHead<'_>, found: FoundFile) -> Response {
     );
     // Sent on 304 too (RFC 9110 §15.4.5: the fields a 200 would carry that describe the representation).
     let mut headers = vec![
-        field("ETag", validators.etag()),
+        field("ETag", validators.etag().to_owned()),
         field("Last-Modified", validators.last_modified()),
     ];
     if varies {
@@ -169,7 +170,7 @@ fn serve(root: &Path, head: &RequestHead<'_>, found: FoundFile) -> Response {
         Precondition::NotModified => {
             return Response {
                 status: 304,
-                headers,
+                headers: headers.into(),
                 body: Body::Empty,
             };
         }
@@ -204,7 +205,7 @@ fn serve(root: &Path, head: &RequestHead<'_>, found: FoundFile) -> Response {
     };
     Response {
         status,
-        headers,
+        headers: headers.into(),
         body: Body::File {
             file: repr.file,
             offset,
@@ -370,7 +371,7 @@ mod tests {
             .headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v)
     }
 
     /// The bytes the body would put on the wire.
