@@ -3,6 +3,10 @@
 //! Two inputs that bracket what plugd sees: a typical browser navigation (Chrome's `GET` with 13 fields,
 //! ~700 bytes) and the small request wrk sends (2 fields), parsed alone and as a pipelined batch of 16
 //! (the `pipeline16` scenario: one read holds 16 requests, parsed back to back).
+//!
+//! On the 2-core development machine (shared, so compare runs made back to back): browser_get 982 -> 515 ns,
+//! wrk_get 79 -> 49 ns, wrk_get_pipelined_x16 1.26 -> 0.82 us when the one-pass scanners and inline fields
+//! came in (`http/scan.rs`, `http/headers.rs`).
 
 use std::hint::black_box;
 

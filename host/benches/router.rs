@@ -3,6 +3,9 @@
 //! A table of 11 routes shaped like a real plugd: static files, the example plugins and a few more
 //! (exact, `{param}` and `{*rest}` patterns), looked up for an exact hit, a parameter, a rest match, a
 //! HEAD served by GET, a 405 and a 404.
+//!
+//! With exact patterns in a map (runs made back to back on the shared 2-core development machine): exact
+//! 40 -> 9 ns, not_found 40 -> 47 ns (a miss pays for the hash); the other cases within this machine's noise.
 
 use std::hint::black_box;
 use std::sync::Arc;

@@ -1,10 +1,14 @@
 //! What every route handler sees and returns: the host's in-process interface. Plugins, static files and
 //! built-in routes all implement [`Handler`]; the connection code knows nothing else about them.
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::net::SocketAddr;
 
+use plugin_api::host::ResponseHeaders;
+
 use crate::http::RequestHead;
+use crate::http::response::is_valid_field;
 
 /// One request as a handler sees it: borrowed views into the connection's buffer.
 pub struct Request<'a> {
@@ -30,8 +34,109 @@ impl Request<'_> {
 #[derive(Debug)]
 pub struct Response {
     pub status: u16,
-    pub headers: Vec<(String, String)>,
+    pub headers: Fields,
     pub body: Body,
+}
+
+/// One header field. Names and most values are `&'static`, so building one usually allocates nothing.
+pub type Field = (Cow<'static, str>, Cow<'static, str>);
+
+/// A response's header fields, in order, every one valid on the wire (a token name, a value without CR, LF
+/// or NUL: RFC 9110 §5.1, §5.5). An invalid field is dropped when it is added, so no handler can split a
+/// response or forge a header line, and writing the head needs no second look.
+#[derive(Debug, Default)]
+pub struct Fields(Repr);
+
+#[derive(Debug)]
+enum Repr {
+    /// Fields a host handler set.
+    Host(Vec<Field>),
+    /// A plugin's fields, checked and left in the plugin's memory: written out from there, never copied.
+    Plugin(ResponseHeaders),
+}
+
+impl Default for Repr {
+    fn default() -> Self {
+        Repr::Host(Vec::new())
+    }
+}
+
+impl Fields {
+    /// A plugin's fields as they are, or the first invalid one as `(name, value)`.
+    pub fn from_plugin(headers: ResponseHeaders) -> Result<Fields, (String, String)> {
+        let invalid = headers
+            .iter()
+            .find(|(name, value)| !is_valid_field(name, value))
+            .map(|(name, value)| (name.to_owned(), value.to_owned()));
+        match invalid {
+            Some(field) => Err(field),
+            None => Ok(Fields(Repr::Plugin(headers))),
+        }
+    }
+
+    /// Appends a field; an invalid one is dropped (and logged at debug level).
+    pub fn push(&mut self, field: Field) {
+        if !admissible(&field) {
+            return;
+        }
+        match &mut self.0 {
+            Repr::Host(fields) => fields.push(field),
+            Repr::Plugin(headers) => {
+                let mut fields: Vec<Field> = headers
+                    .iter()
+                    .map(|(n, v)| (n.to_owned().into(), v.to_owned().into()))
+                    .collect();
+                fields.push(field);
+                self.0 = Repr::Host(fields);
+            }
+        }
+    }
+
+    /// The fields in order, as `(name, value)`.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        let (host, plugin) = match &self.0 {
+            Repr::Host(fields) => (Some(fields.iter().map(|(n, v)| (&**n, &**v))), None),
+            Repr::Plugin(headers) => (None, Some(headers.iter())),
+        };
+        host.into_iter()
+            .flatten()
+            .chain(plugin.into_iter().flatten())
+    }
+
+    pub fn len(&self) -> usize {
+        match &self.0 {
+            Repr::Host(fields) => fields.len(),
+            Repr::Plugin(headers) => headers.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Extend<Field> for Fields {
+    fn extend<I: IntoIterator<Item = Field>>(&mut self, fields: I) {
+        for field in fields {
+            self.push(field);
+        }
+    }
+}
+
+impl From<Vec<Field>> for Fields {
+    fn from(mut fields: Vec<Field>) -> Fields {
+        fields.retain(admissible);
+        Fields(Repr::Host(fields))
+    }
+}
+
+/// Whether a handler's field may go on the wire; the ones that may not are logged.
+fn admissible((name, value): &Field) -> bool {
+    let valid = is_valid_field(name, value);
+    if !valid {
+        log::debug!("dropped the invalid header field {name:?}: {value:?} from a handler");
+    }
+    valid
 }
 
 /// A response body. Its length is always known up front.
@@ -67,7 +172,7 @@ impl Response {
     pub fn new(status: u16, body: Body) -> Response {
         Response {
             status,
-            headers: Vec::new(),
+            headers: Fields::default(),
             body,
         }
     }
@@ -78,7 +183,11 @@ impl Response {
             .with_header("Content-Type", "text/plain; charset=utf-8")
     }
 
-    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Response {
+    pub fn with_header(
+        mut self,
+        name: impl Into<Cow<'static, str>>,
+        value: impl Into<Cow<'static, str>>,
+    ) -> Response {
         self.headers.push((name.into(), value.into()));
         self
     }

@@ -8,14 +8,18 @@
 //!
 //! How many workers run the loop adapts to the load, because each one more waiting for events costs
 //! context switches: it is woken for every event that comes while the others are busy. On 2 cores, with
-//! one worker in the loop plaintext costs 6.1 us of CPU and 0.04 context switches per request, with two
+//! one worker in the loop plaintext cost 6.1 us of CPU and 0.04 context switches per request, with two
 //! 7.9 us and 0.27. So one worker waits for events, and the others are spares, parked off the readiness
 //! set. A spare joins the loop:
-//! - when the queue is deep (more ready connections than one worker keeps up with), up to one per core;
-//! - when every worker in the loop has been inside one connection for [`BLOCKED_AFTER`] (a handler blocking
-//!   on I/O or a lock). For [`BLOCKING_MEMORY`] after that, the pool keeps two unblocked workers in the
-//!   loop, so that the next handler that blocks delays nobody else: blocking handlers cost only their own
-//!   connection, up to `--threads` of them at once.
+//! - when every worker in the loop has been inside one connection for [`BLOCKED_AFTER`] (a handler that
+//!   blocks, or a worker the machine preempted): it takes the place of the blocked one;
+//! - when the watcher finds the queue deep at two checks in a row (more ready connections than one worker
+//!   keeps up with), up to one per core.
+//!
+//! A worker seen sleeping in the kernel inside a handler (not merely preempted) shows that handlers here
+//! block: for [`BLOCKING_MEMORY`] after that, the pool keeps two unblocked workers in the loop, so that
+//! the next handler that blocks delays nobody else. Blocking handlers then cost only their own connection,
+//! up to `--threads` of them at once.
 //!
 //! A worker steps aside again when it has nothing to do and more workers are in the loop than wanted.
 

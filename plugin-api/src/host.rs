@@ -10,6 +10,7 @@ use abi_stable::library::{lib_header_from_path, LibraryError};
 use abi_stable::std_types::{RResult, RSlice, RStr};
 
 use crate::abi::{ConfigEntry, PluginInstance, PluginModRef};
+pub use crate::response::ResponseHeaders;
 use crate::{Request, Response};
 
 /// The plugin-api version this host was built against (plugins must be built against a compatible one).

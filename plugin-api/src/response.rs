@@ -69,6 +69,9 @@ struct ResponseHeader {
     value: RCowStr<'static>,
 }
 
+/// Header fields a response is given room for when it gets its first one.
+const FEW_HEADERS: usize = 4;
+
 /// An HTTP response: status, header fields and a body.
 ///
 /// ```
@@ -149,6 +152,10 @@ impl Response {
         name: impl Into<Cow<'static, str>>,
         value: impl Into<Cow<'static, str>>,
     ) -> Response {
+        if self.headers.capacity() == 0 {
+            // One allocation sized for the usual few fields, instead of growing through the vtable.
+            self.headers = RVec::with_capacity(FEW_HEADERS);
+        }
         self.headers.push(ResponseHeader {
             name: name.into().into(),
             value: value.into().into(),
@@ -191,14 +198,31 @@ impl Response {
         std::str::from_utf8(self.body()).ok()
     }
 
-    /// Splits the response into its status, header fields and body (for hosts).
-    pub fn into_parts(self) -> (u16, Vec<(String, String)>, Body) {
-        // Straight to `String`: going through `RString` would copy twice for plugin-allocated text.
-        let headers = self
-            .headers
-            .iter()
-            .map(|h| (h.name.as_str().to_owned(), h.value.as_str().to_owned()))
-            .collect();
-        (self.status, headers, self.body)
+    /// Splits the response into its status, header fields and body (for hosts). Nothing is copied: the
+    /// fields stay where the plugin put them.
+    pub fn into_parts(self) -> (u16, ResponseHeaders, Body) {
+        (self.status, ResponseHeaders(self.headers), self.body)
+    }
+}
+
+/// A response's header fields as a host receives them, still in the memory of the plugin that built them
+/// (dropping them frees it there).
+#[derive(Debug)]
+pub struct ResponseHeaders(RVec<ResponseHeader>);
+
+impl ResponseHeaders {
+    /// The fields in order, as `(name, value)`.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|h| (h.name.as_str(), h.value.as_str()))
+    }
+
+    /// How many fields there are.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }

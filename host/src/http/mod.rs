@@ -1,12 +1,15 @@
 //! HTTP/1.1 wire format, kept free of sockets so every rule can be unit-tested and fuzzed:
-//! request heads ([`parse`]), message body framing ([`body`]), response heads ([`response`]),
-//! the cached `Date` value ([`date`]) and percent-decoding ([`percent`]).
+//! request heads ([`parse`], with its one-pass fast path in [`scan`] and the field list in [`headers`]),
+//! message body framing ([`body`]), response heads ([`response`]), the cached `Date` value ([`date`]) and
+//! percent-decoding ([`percent`]).
 
 pub mod body;
 pub mod date;
+pub mod headers;
 pub mod parse;
 pub mod percent;
 pub mod response;
+mod scan;
 
 pub use body::BodyFraming;
-pub use parse::{HeadLimits, Header, ParseError, RequestHead, Version, parse_head};
+pub use parse::{HeadLimits, Header, Headers, ParseError, RequestHead, Version, parse_head};

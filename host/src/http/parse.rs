@@ -20,6 +20,8 @@
 use std::fmt;
 
 use super::body::BodyFraming;
+pub use super::headers::{Header, Headers};
+use super::scan::{self, FIELD_VALUE, IP_LITERAL, REG_NAME, TCHAR};
 
 /// Empty lines (CRLF) skipped before a request line (RFC 9112 §2.2); more is no HTTP client, so 400.
 /// Some old clients send one CRLF after a POST body; eight leaves room without letting a peer stream
@@ -46,13 +48,6 @@ pub enum Version {
     Http11,
 }
 
-/// One header field, borrowed from the connection's buffer. The value has its surrounding OWS trimmed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Header<'b> {
-    pub name: &'b str,
-    pub value: &'b [u8],
-}
-
 /// A parsed request head, borrowing from the bytes it was parsed from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RequestHead<'b> {
@@ -66,7 +61,7 @@ pub struct RequestHead<'b> {
     pub query: Option<&'b str>,
     pub version: Version,
     /// All fields in the order received; repeated fields are kept.
-    pub headers: Vec<Header<'b>>,
+    pub headers: Headers<'b>,
     /// How the message body is delimited (RFC 9112 §6.3).
     pub body: BodyFraming,
     /// Whether the client allows the connection to persist after this exchange (RFC 9112 §9.3).
@@ -94,7 +89,7 @@ impl<'b> RequestHead<'b> {
         for part in [self.method, " ", self.target, " ", version, "\r\n"] {
             out.extend_from_slice(part.as_bytes());
         }
-        for h in &self.headers {
+        for h in self.headers.iter() {
             out.extend_from_slice(h.name.as_bytes());
             out.extend_from_slice(b": ");
             out.extend_from_slice(h.value);
@@ -262,49 +257,59 @@ pub fn parse_head<'b>(
     let rl_limit = start
         .saturating_add(limits.max_request_line)
         .saturating_add(2);
-    let (rl_end, mut pos) = match find_line(buf, start, rl_limit) {
-        Line::Done { end, next } => (end, next),
-        Line::Partial => return partial_request_line(buf.get(start..).unwrap_or_default()),
-        Line::Overlong => return Err(ParseError::RequestLineTooLong),
-        Line::BareLf => return Err(ParseError::BareLf),
+    let (line, mut pos) = match scan::request_line(buf, start, rl_limit) {
+        Some(scanned) => scanned,
+        None => match find_line(buf, start, rl_limit) {
+            Line::Done { end, next } => (
+                parse_request_line(buf.get(start..end).unwrap_or_default())?,
+                next,
+            ),
+            Line::Partial => return partial_request_line(buf.get(start..).unwrap_or_default()),
+            Line::Overlong => return Err(ParseError::RequestLineTooLong),
+            Line::BareLf => return Err(ParseError::BareLf),
+        },
     };
-    let line = buf.get(start..rl_end).unwrap_or_default();
-    let RequestLine {
-        method,
-        target,
-        path,
-        query,
-        version,
-    } = parse_request_line(line)?;
 
     let section_limit = pos.saturating_add(limits.max_header_bytes);
-    let mut headers = Vec::with_capacity(16);
+    let mut headers = Headers::new();
     let consumed = loop {
-        match find_line(buf, pos, section_limit) {
-            Line::Done { end, next } => {
-                let line = buf.get(pos..end).unwrap_or_default();
-                if line.is_empty() {
-                    break next;
-                }
-                if headers.len() >= limits.max_headers {
-                    return Err(ParseError::TooManyHeaders);
-                }
-                headers.push(parse_field_line(line)?);
-                pos = next;
-            }
-            Line::Partial => return Ok(None),
-            Line::Overlong => return Err(ParseError::HeaderSectionTooLarge),
-            Line::BareLf => return Err(ParseError::BareLf),
+        if buf.get(pos..pos + 2) == Some(b"\r\n") && pos + 2 <= section_limit {
+            break pos + 2;
         }
+        let (field, next) = match scan::field_line(buf, pos, section_limit) {
+            Some(scanned) => scanned,
+            // A line the fast scan does not vouch for: read it the careful way.
+            None => match find_line(buf, pos, section_limit) {
+                Line::Done { end, next } => {
+                    let line = buf.get(pos..end).unwrap_or_default();
+                    if line.is_empty() {
+                        break next;
+                    }
+                    // The field count is checked before the line itself, as for a scanned line.
+                    if headers.len() >= limits.max_headers {
+                        return Err(ParseError::TooManyHeaders);
+                    }
+                    (parse_field_line(line)?, next)
+                }
+                Line::Partial => return Ok(None),
+                Line::Overlong => return Err(ParseError::HeaderSectionTooLarge),
+                Line::BareLf => return Err(ParseError::BareLf),
+            },
+        };
+        if headers.len() >= limits.max_headers {
+            return Err(ParseError::TooManyHeaders);
+        }
+        headers.push(field);
+        pos = next;
     };
 
-    let fields = interpret_fields(&headers, version)?;
+    let fields = interpret_fields(&headers, line.version)?;
     let head = RequestHead {
-        method,
-        target,
-        path,
-        query,
-        version,
+        method: line.method,
+        target: line.target,
+        path: line.path,
+        query: line.query,
+        version: line.version,
         headers,
         body: fields.body,
         keep_alive: fields.keep_alive,
@@ -359,29 +364,6 @@ pub(crate) fn is_tchar(b: u8) -> bool {
     TCHAR[usize::from(b)]
 }
 
-/// Byte classes as tables: one load per byte instead of searching a list of punctuation (the parser
-/// checks every byte of every name and host; the search made `is_valid_host` 22 instructions a byte).
-const TCHAR: [bool; 256] = alphanumeric_and(b"!#$%&'*+-.^_`|~");
-/// reg-name characters except `%` (RFC 3986 §3.2.2: unreserved and sub-delims).
-const REG_NAME: [bool; 256] = alphanumeric_and(b"-._~!$&'()*+,;=");
-/// Characters allowed inside an IP literal's brackets.
-const IP_LITERAL: [bool; 256] = alphanumeric_and(b":.-_~!$&'()*+,;=");
-
-const fn alphanumeric_and(extra: &[u8]) -> [bool; 256] {
-    let mut table = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        table[b] = (b as u8).is_ascii_alphanumeric();
-        b += 1;
-    }
-    let mut i = 0;
-    while i < extra.len() {
-        table[extra[i] as usize] = true;
-        i += 1;
-    }
-    table
-}
-
 /// A token: one or more tchars (RFC 9110 §5.6.2).
 pub(crate) fn is_token(s: &[u8]) -> bool {
     !s.is_empty() && s.iter().all(|&b| is_tchar(b))
@@ -389,7 +371,7 @@ pub(crate) fn is_token(s: &[u8]) -> bool {
 
 /// Bytes allowed inside a field value: field-vchar, obs-text, SP and HTAB (RFC 9110 §5.5).
 pub(crate) fn is_field_value_byte(b: u8) -> bool {
-    b == b'\t' || b == b' ' || (0x21..=0x7e).contains(&b) || b >= 0x80
+    FIELD_VALUE[usize::from(b)]
 }
 
 /// Optional whitespace (SP / HTAB) trimmed from both ends (RFC 9110 §5.6.3).
@@ -402,7 +384,7 @@ pub(crate) fn trim_ows(s: &[u8]) -> &[u8] {
 
 /// Bytes already checked to be ASCII, as text.
 fn ascii(s: &[u8]) -> &str {
-    std::str::from_utf8(s).unwrap_or_default()
+    scan::ascii(s).unwrap_or_default()
 }
 
 /// Parses one field line (RFC 9112 §5): `name ":" OWS value OWS`. Used for headers and chunked trailers.
@@ -429,12 +411,12 @@ pub(crate) fn parse_field_line(line: &[u8]) -> Result<Header<'_>, ParseError> {
 }
 
 /// The parts of a request line.
-struct RequestLine<'b> {
-    method: &'b str,
-    target: &'b str,
-    path: &'b str,
-    query: Option<&'b str>,
-    version: Version,
+pub(super) struct RequestLine<'b> {
+    pub method: &'b str,
+    pub target: &'b str,
+    pub path: &'b str,
+    pub query: Option<&'b str>,
+    pub version: Version,
 }
 
 /// `method SP request-target SP HTTP-version` (RFC 9112 §3), CRLF already removed.
@@ -539,9 +521,10 @@ fn is_valid_host(v: &[u8]) -> bool {
         let ok = !literal.is_empty() && literal.iter().all(|&b| IP_LITERAL[usize::from(b)]);
         (ok, after.get(1..).unwrap_or_default())
     } else {
-        let colon = v.iter().position(|&b| b == b':').unwrap_or(v.len());
-        let (name, after) = v.split_at(colon);
-        (is_reg_name(name), after)
+        let Some(end) = reg_name_end(v) else {
+            return false;
+        };
+        (true, v.get(end..).unwrap_or_default())
     };
     let port_ok = match port {
         [] => true,
@@ -551,22 +534,18 @@ fn is_valid_host(v: &[u8]) -> bool {
     host_ok && port_ok
 }
 
-/// reg-name (RFC 3986 §3.2.2), percent-escapes checked.
-fn is_reg_name(name: &[u8]) -> bool {
+/// Where the reg-name (RFC 3986 §3.2.2) at the start of `v` ends: at its first byte that is neither a
+/// reg-name character nor part of a percent-escape. `None` for a malformed escape.
+fn reg_name_end(v: &[u8]) -> Option<usize> {
     let mut i = 0;
-    while let Some(&b) = name.get(i) {
-        if b == b'%' {
-            match name.get(i + 1..i + 3) {
-                Some([h, l]) if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() => i += 3,
-                _ => return false,
-            }
-        } else if REG_NAME[usize::from(b)] {
-            i += 1;
-        } else {
-            return false;
+    loop {
+        i = scan::skip(v, i, &REG_NAME);
+        match v.get(i..) {
+            Some([b'%', h, l, ..]) if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() => i += 3,
+            Some([b'%', ..]) => return None,
+            _ => return Some(i),
         }
     }
-    true
 }
 
 /// What the fields say about framing and the connection.
@@ -591,6 +570,29 @@ fn list_elements(value: &[u8]) -> impl Iterator<Item = &[u8]> {
     value.split(|&b| b == b',').map(trim_ows)
 }
 
+/// The fields the parser itself reads.
+enum Interpreted {
+    Host,
+    ContentLength,
+    TransferEncoding,
+    Connection,
+    Expect,
+}
+
+/// Which interpreted field `name` is (ASCII case-insensitive). The length picks the one candidate, so most
+/// names (`User-Agent`, `Accept`, ...) cost one comparison of lengths, not five of names.
+fn interpreted(name: &str) -> Option<Interpreted> {
+    let (candidate, field) = match name.len() {
+        4 => ("host", Interpreted::Host),
+        6 => ("expect", Interpreted::Expect),
+        10 => ("connection", Interpreted::Connection),
+        14 => ("content-length", Interpreted::ContentLength),
+        17 => ("transfer-encoding", Interpreted::TransferEncoding),
+        _ => return None,
+    };
+    name.eq_ignore_ascii_case(candidate).then_some(field)
+}
+
 /// Reads Host, Content-Length, Transfer-Encoding, Connection and Expect; one pass over the fields.
 fn interpret_fields(
     headers: &[Header<'_>],
@@ -602,41 +604,47 @@ fn interpret_fields(
     let (mut close, mut keep_alive_token, mut expect_continue) = (false, false, false);
 
     for h in headers {
-        let name = h.name;
-        if name.eq_ignore_ascii_case("host") {
-            hosts += 1;
-            if hosts > 1 {
-                return Err(ParseError::DuplicateHost);
-            }
-            if !is_valid_host(h.value) {
-                return Err(ParseError::InvalidHost);
-            }
-        } else if name.eq_ignore_ascii_case("content-length") {
-            // RFC 9112 §6.3 item 5 / RFC 9110 §8.6: a list of identical values is one value.
-            for element in list_elements(h.value) {
-                let n = parse_content_length(element)?;
-                if content_length.is_some_and(|prev| prev != n) {
-                    return Err(ParseError::ConflictingContentLength);
+        match interpreted(h.name) {
+            Some(Interpreted::Host) => {
+                hosts += 1;
+                if hosts > 1 {
+                    return Err(ParseError::DuplicateHost);
                 }
-                content_length = Some(n);
-            }
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            codings.present = true;
-            for element in list_elements(h.value) {
-                add_coding(&mut codings, element)?;
-            }
-        } else if name.eq_ignore_ascii_case("connection") {
-            for token in list_elements(h.value) {
-                close |= token.eq_ignore_ascii_case(b"close");
-                keep_alive_token |= token.eq_ignore_ascii_case(b"keep-alive");
-            }
-        } else if name.eq_ignore_ascii_case("expect") {
-            for expectation in list_elements(h.value).filter(|e| !e.is_empty()) {
-                if !expectation.eq_ignore_ascii_case(b"100-continue") {
-                    return Err(ParseError::UnsupportedExpectation);
+                if !is_valid_host(h.value) {
+                    return Err(ParseError::InvalidHost);
                 }
-                expect_continue = true;
             }
+            Some(Interpreted::ContentLength) => {
+                // RFC 9112 §6.3 item 5 / RFC 9110 §8.6: a list of identical values is one value.
+                for element in list_elements(h.value) {
+                    let n = parse_content_length(element)?;
+                    if content_length.is_some_and(|prev| prev != n) {
+                        return Err(ParseError::ConflictingContentLength);
+                    }
+                    content_length = Some(n);
+                }
+            }
+            Some(Interpreted::TransferEncoding) => {
+                codings.present = true;
+                for element in list_elements(h.value) {
+                    add_coding(&mut codings, element)?;
+                }
+            }
+            Some(Interpreted::Connection) => {
+                for token in list_elements(h.value) {
+                    close |= token.eq_ignore_ascii_case(b"close");
+                    keep_alive_token |= token.eq_ignore_ascii_case(b"keep-alive");
+                }
+            }
+            Some(Interpreted::Expect) => {
+                for expectation in list_elements(h.value).filter(|e| !e.is_empty()) {
+                    if !expectation.eq_ignore_ascii_case(b"100-continue") {
+                        return Err(ParseError::UnsupportedExpectation);
+                    }
+                    expect_continue = true;
+                }
+            }
+            None => {}
         }
     }
 

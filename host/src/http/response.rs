@@ -1,22 +1,14 @@
 //! Response heads on the wire: status line, `Date`, `Server`, framing and `Connection`.
 //!
 //! Handlers never frame their own responses: the host alone writes `Content-Length` and `Connection`, so a
-//! handler cannot desynchronise the connection, and header fields that would inject a second line are dropped.
+//! handler cannot desynchronise the connection; header fields that would inject a second line never get this
+//! far ([`Fields`] refuses them).
 
-use super::parse::is_token;
+use super::parse::{is_field_value_byte, is_token};
+use crate::handler::Fields;
 
-/// The `Server` field sent with every response.
-const SERVER: &[u8] = b"Server: plugd\r\n";
-
-/// Fields the host owns; a handler's own copies are dropped so the framing stays the host's.
-const HOST_OWNED_FIELDS: [&str; 6] = [
-    "content-length",
-    "transfer-encoding",
-    "connection",
-    "date",
-    "server",
-    "keep-alive",
-];
+/// The end of the `Date` line and the `Server` field sent with every response.
+const SERVER: &[u8] = b"\r\nServer: plugd\r\n";
 
 /// How the head must describe the connection and the body.
 #[derive(Clone, Copy, Debug)]
@@ -34,49 +26,85 @@ pub fn status_forbids_body(status: u16) -> bool {
     status < 200 || status == 204 || status == 304
 }
 
-/// Appends a complete response head to `out`. Returns the number of handler fields it had to drop.
+/// Appends a complete response head to `out`. Returns the number of handler fields it had to drop (those
+/// the host owns; [`Fields`] holds no invalid ones).
 pub fn write_head(
     out: &mut Vec<u8>,
     status: u16,
-    fields: &[(String, String)],
+    fields: &Fields,
     framing: Framing,
     date: &[u8],
 ) -> usize {
-    out.extend_from_slice(b"HTTP/1.1 ");
-    push_u64(out, u64::from(status));
-    out.push(b' ');
-    out.extend_from_slice(reason_phrase(status).as_bytes());
-    out.extend_from_slice(b"\r\nDate: ");
+    write_head_with(out, status, fields.iter(), framing, date)
+}
+
+fn write_head_with<'f>(
+    out: &mut Vec<u8>,
+    status: u16,
+    fields: impl Iterator<Item = (&'f str, &'f str)>,
+    framing: Framing,
+    date: &[u8],
+) -> usize {
+    write_status_line(out, status);
+    out.extend_from_slice(b"Date: ");
     out.extend_from_slice(date);
-    out.extend_from_slice(b"\r\n");
     out.extend_from_slice(SERVER);
     let mut dropped = 0;
     for (name, value) in fields {
-        if is_host_owned(name) || !is_valid_field(name, value) {
+        if is_host_owned(name) {
             dropped += 1;
             continue;
         }
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        for part in [name.as_bytes(), b": ", value.as_bytes(), b"\r\n"] {
+            out.extend_from_slice(part);
+        }
     }
     if !status_forbids_body(status) {
         out.extend_from_slice(b"Content-Length: ");
         push_u64(out, framing.body_len);
         out.extend_from_slice(b"\r\n");
     }
-    match (framing.keep_alive, framing.http10) {
-        (false, _) => out.extend_from_slice(b"Connection: close\r\n"),
-        (true, true) => out.extend_from_slice(b"Connection: keep-alive\r\n"),
-        (true, false) => {}
-    }
-    out.extend_from_slice(b"\r\n");
+    let end: &[u8] = match (framing.keep_alive, framing.http10) {
+        (false, _) => b"Connection: close\r\n\r\n",
+        (true, true) => b"Connection: keep-alive\r\n\r\n",
+        (true, false) => b"\r\n",
+    };
+    out.extend_from_slice(end);
     dropped
 }
 
+/// `HTTP/1.1 200 OK\r\n`.
+fn write_status_line(out: &mut Vec<u8>, status: u16) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    match status {
+        // Every status plugd sends has three digits (RFC 9110 §15); the general path stays for safety.
+        100..=999 => out.extend_from_slice(&[
+            b'0' + (status / 100) as u8,
+            b'0' + (status / 10 % 10) as u8,
+            b'0' + (status % 10) as u8,
+            b' ',
+        ]),
+        _ => {
+            push_u64(out, u64::from(status));
+            out.push(b' ');
+        }
+    }
+    out.extend_from_slice(reason_phrase(status).as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Whether the host owns the field `name` (ASCII case-insensitive): a handler's own copy is dropped, so the
+/// framing stays the host's. The length picks the candidates: most names cost one comparison of lengths.
 fn is_host_owned(name: &str) -> bool {
-    HOST_OWNED_FIELDS
+    let candidates: &[&str] = match name.len() {
+        4 => &["date"],
+        6 => &["server"],
+        10 => &["connection", "keep-alive"],
+        14 => &["content-length"],
+        17 => &["transfer-encoding"],
+        _ => return false,
+    };
+    candidates
         .iter()
         .any(|owned| name.eq_ignore_ascii_case(owned))
 }
@@ -84,10 +112,7 @@ fn is_host_owned(name: &str) -> bool {
 /// A field name must be a token and a value must not contain CR, LF or NUL (RFC 9110 §5.1, §5.5):
 /// anything else would let a handler forge extra header lines or a second response.
 pub fn is_valid_field(name: &str, value: &str) -> bool {
-    is_token(name.as_bytes())
-        && value
-            .bytes()
-            .all(|b| b == b'\t' || (b >= b' ' && b != 0x7f))
+    is_token(name.as_bytes()) && value.bytes().all(is_field_value_byte)
 }
 
 /// Appends the decimal digits of `n` without going through `fmt`.
@@ -109,16 +134,13 @@ fn push_u64(out: &mut Vec<u8>, n: u64) {
 /// A complete `text/plain` error response with `Connection: close`, for answers the host gives on its own
 /// before any handler runs (400, 408, 413, 503, ...).
 pub fn write_error(out: &mut Vec<u8>, status: u16, message: &str, date: &[u8]) {
-    let fields = [(
-        "Content-Type".to_owned(),
-        "text/plain; charset=utf-8".to_owned(),
-    )];
+    let fields = [("Content-Type", "text/plain; charset=utf-8")];
     let framing = Framing {
         body_len: message.len() as u64 + 1,
         keep_alive: false,
         http10: false,
     };
-    write_head(out, status, &fields, framing, date);
+    write_head_with(out, status, fields.into_iter(), framing, date);
     out.extend_from_slice(message.as_bytes());
     out.push(b'\n');
 }
@@ -177,11 +199,13 @@ mod tests {
 
     const DATE: &[u8] = b"Thu, 26 Nov 2026 20:00:00 GMT";
 
-    fn head(status: u16, fields: &[(&str, &str)], framing: Framing) -> String {
-        let fields: Vec<_> = fields
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect();
+    fn head(status: u16, fields: &[(&'static str, &'static str)], framing: Framing) -> String {
+        let fields = Fields::from(
+            fields
+                .iter()
+                .map(|&(n, v)| (n.into(), v.into()))
+                .collect::<Vec<_>>(),
+        );
         let mut out = Vec::new();
         write_head(&mut out, status, &fields, framing, DATE);
         String::from_utf8(out).unwrap()

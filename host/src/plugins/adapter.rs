@@ -7,15 +7,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use plugin_api::host::Instance;
 
-use crate::handler::{Body, Handler, Request, Response};
-use crate::http::Version;
-use crate::http::{percent, response};
+use crate::handler::{Body, Fields, Handler, Request, Response};
+use crate::http::headers::INLINE_HEADERS;
+use crate::http::{Version, percent};
 
 /// Final statuses a handler may answer with (RFC 9110 §15: 1xx are interim, and the host owns those).
 const VALID_STATUS: std::ops::RangeInclusive<u16> = 200..=599;
-
-/// Request header fields converted without allocating; more spill into a `Vec`. Browsers send 8-15.
-const INLINE_HEADERS: usize = 24;
 
 /// One running plugin, registered in the router for all of its routes.
 pub struct PluginHandler {
@@ -71,7 +68,7 @@ impl Handler for PluginHandler {
             .iter()
             .map(|(name, value)| plugin_api::Param::new(name, value))
             .collect();
-        // Typical requests have a handful of fields: convert them on the stack, not in a fresh allocation.
+        // As many fields as the parser keeps in place are converted on the stack, not into a fresh allocation.
         let mut inline = [plugin_api::Header::new("", b""); INLINE_HEADERS];
         let spilled: Vec<plugin_api::Header<'_>>;
         let fields = req
@@ -138,20 +135,17 @@ fn decode_param(raw: &str) -> Option<Cow<'_, str>> {
 
 /// Converts a plugin's answer, refusing what would corrupt the response on the wire: a status that is not a
 /// final 2xx-5xx, or a header field that is not `token: value` without CR, LF or NUL (RFC 9110 §5.1, §5.5),
-/// which could split the response (e.g. a `Location` copied from the request).
+/// which could split the response (e.g. a `Location` copied from the request). Nothing is copied: the fields
+/// and a static body stay in the plugin's memory until the response is written.
 fn into_host_response(response: plugin_api::Response) -> Result<Response, String> {
-    if !VALID_STATUS.contains(&response.status()) {
-        return Err(format!("invalid status {}", response.status()));
-    }
-    if let Some((name, value)) = response
-        .headers()
-        .find(|(name, value)| !response::is_valid_field(name, value))
-    {
-        return Err(format!("invalid header field {name:?}: {value:?}"));
+    let (status, headers, body) = response.into_parts();
+    if !VALID_STATUS.contains(&status) {
+        return Err(format!("invalid status {status}"));
     }
     // Framing fields (`Content-Length`, `Connection`, ...) are dropped when the head is written, as for
     // every handler: the host alone frames responses.
-    let (status, headers, body) = response.into_parts();
+    let headers = Fields::from_plugin(headers)
+        .map_err(|(name, value)| format!("invalid header field {name:?}: {value:?}"))?;
     let body = match body {
         plugin_api::Body::Empty => Body::Empty,
         // Plugin libraries are never unloaded, so their statics live as long as the process.
@@ -175,7 +169,7 @@ mod tests {
     fn headers_are_kept_in_order_and_static_bodies_stay_static() {
         let response = Response::text("hi").with_header("X-Kept", "yes");
         let converted = into_host_response(response).unwrap();
-        let names: Vec<_> = converted.headers.iter().map(|(n, _)| n.as_str()).collect();
+        let names: Vec<_> = converted.headers.iter().map(|(n, _)| n).collect();
         assert_eq!(names, ["Content-Type", "X-Kept"]);
         assert!(matches!(converted.body, Body::Static(b"hi")));
     }

@@ -102,7 +102,7 @@ fn call(
         path,
         query,
         version: Version::Http11,
-        headers: vec![
+        headers: [
             Header {
                 name: "Host",
                 value: b"localhost",
@@ -111,7 +111,9 @@ fn call(
                 name: "Content-Type",
                 value: b"application/x-www-form-urlencoded",
             },
-        ],
+        ]
+        .into_iter()
+        .collect(),
         body: BodyFraming::Length(body.len() as u64),
         keep_alive: true,
         expect_continue: false,
