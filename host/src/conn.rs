@@ -58,6 +58,8 @@ pub struct Context<'a> {
     /// Read live, since a handler may run across the moment shutdown begins.
     pub shutdown: &'a OnceLock<Instant>,
     pub date: &'a [u8],
+    /// When the worker took the connection.
+    pub now: Instant,
 }
 
 impl Context<'_> {
@@ -172,7 +174,7 @@ impl Conn {
 
     /// Serves the connection after an event and says what to do with it next.
     pub fn serve(&mut self, scratch: &mut Scratch, cx: &Context<'_>) -> Next {
-        let now = Instant::now();
+        let now = cx.now;
         if self.expired {
             return self.on_expired(cx);
         }
@@ -471,6 +473,9 @@ impl Conn {
 
     /// Sends pending output until it is all gone (`true`) or the socket is full or the budget spent (`false`).
     fn flush(&mut self) -> io::Result<bool> {
+        if self.output.is_empty() {
+            return Ok(true);
+        }
         let mut budget = SENDFILE_BUDGET;
         loop {
             let more = matches!(self.output.get(1), Some(Pending::File { .. }));

@@ -52,7 +52,9 @@ const DEEP_QUEUE: usize = EVENTS_PER_WAIT / 2;
 /// p99 a blocked worker must not cause to other connections.
 const BLOCKED_AFTER: Duration = Duration::from_millis(1);
 /// How long after a blocked worker the pool keeps a second unblocked worker in the loop.
-const BLOCKING_MEMORY: Duration = Duration::from_secs(10);
+/// Short, as a false alarm (a worker waiting for a lock that a preempted one holds) costs context switches
+/// for that long.
+const BLOCKING_MEMORY: Duration = Duration::from_secs(2);
 /// How often the watching spare looks for blocked workers while the server is active. Two 10 ms blockers
 /// on 2 cores, p99 of the other connections: 5.1 ms watching every 5 ms, 2.1 ms every 1 ms. Cost: ~1,000
 /// wake-ups a second of one thread, within noise of plaintext CPU per request; an idle server's watcher
@@ -146,7 +148,11 @@ impl Pool {
 
     /// Microseconds since `epoch`, plus one (0 means "not serving").
     fn micros(&self) -> u64 {
-        self.epoch.elapsed().as_micros() as u64 + 1
+        self.micros_at(Instant::now())
+    }
+
+    fn micros_at(&self, instant: Instant) -> u64 {
+        instant.saturating_duration_since(self.epoch).as_micros() as u64 + 1
     }
 
     /// Workers serving one connection for longer than [`BLOCKED_AFTER`] at `now`.
@@ -303,18 +309,20 @@ pub(crate) fn work(shared: &Shared, id: usize) {
             }
             None => next_event(shared, &mut events),
         };
+        // One clock reading per turn serves the connection's clocks, the pool's and the sweep's.
+        let now = Instant::now();
         match event {
             Some(event) if event.token == LISTENER => accept(shared),
             Some(event) => {
-                let now = pool.micros();
-                serving_since.store(now, Ordering::Relaxed);
-                serve(shared, event, &mut scratch);
+                let micros = pool.micros_at(now);
+                serving_since.store(micros, Ordering::Relaxed);
+                serve(shared, event, now, &mut scratch);
                 serving_since.store(0, Ordering::Relaxed);
-                pool.call_spare_if_needed(now);
+                pool.call_spare_if_needed(micros);
             }
             None => {}
         }
-        sweep_if_due(shared);
+        sweep_if_due(shared, now);
     }
 }
 
@@ -345,7 +353,7 @@ fn finished(shared: &Shared) -> bool {
     }
 }
 
-fn serve(shared: &Shared, event: Event, scratch: &mut Scratch) {
+fn serve(shared: &Shared, event: Event, now: Instant, scratch: &mut Scratch) {
     let token = event.token;
     let Some(mut conn) = shared.connections.take(event) else {
         return;
@@ -357,6 +365,7 @@ fn serve(shared: &Shared, event: Event, scratch: &mut Scratch) {
         timeouts: &shared.timeouts,
         shutdown: &shared.shutdown_deadline,
         date: &date,
+        now,
     };
     let next =
         catch_unwind(AssertUnwindSafe(|| conn.serve(scratch, &cx))).unwrap_or_else(|panic| {
@@ -472,8 +481,7 @@ fn warn_rate_limited(message: &str) {
 }
 
 /// One worker per `SWEEP_EVERY` wakes the connections whose deadline passed, and resumes accepting.
-fn sweep_if_due(shared: &Shared) {
-    let now = Instant::now();
+fn sweep_if_due(shared: &Shared, now: Instant) {
     let elapsed = now.duration_since(shared.started).as_millis() as u64;
     let last = shared.last_sweep.load(Ordering::Relaxed);
     if elapsed < last + SWEEP_EVERY.as_millis() as u64
