@@ -1,5 +1,10 @@
 //! One connection's life between wake-ups: read once, answer every complete request in the buffer
-//! (pipelining: in order, in one write), then tell the worker whether to park it again or close it.
+//! (pipelining: in order, in one write), then tell the worker whether to park it again, serve it again soon
+//! or close it.
+//!
+//! Readiness is edge-triggered (`poller.rs`): an event comes only when new bytes (or room to write) arrive.
+//! So a read that fills its whole chunk, or a file whose sending budget ran out, asks to be served again
+//! ([`Next::Again`]): no event would come for the bytes still waiting. A short read emptied the socket.
 //!
 //! A connection owns no read buffer while idle: the worker lends its own, and only the bytes of a request
 //! still arriving are kept here (DESIGN.md: 5,000 idle connections in 2.2 MiB).
@@ -412,6 +417,7 @@ impl Conn {
             Body::Empty => {}
             Body::Bytes(bytes) => out.extend_from_slice(&bytes),
             Body::Static(bytes) => out.extend_from_slice(bytes),
+            Body::Plugin(bytes) => out.extend_from_slice(bytes.as_bytes()),
             Body::File { file, offset, len }
                 if len <= INLINE_FILE_MAX && read_into(out, &file, offset, len) => {}
             Body::File { file, offset, len } => {

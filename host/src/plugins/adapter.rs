@@ -150,7 +150,7 @@ fn into_host_response(response: plugin_api::Response) -> Result<Response, String
         plugin_api::Body::Empty => Body::Empty,
         // Plugin libraries are never unloaded, so their statics live as long as the process.
         plugin_api::Body::Static(bytes) => Body::Static(bytes.as_slice()),
-        plugin_api::Body::Owned(bytes) => Body::Bytes(bytes.into_vec()),
+        owned @ plugin_api::Body::Owned(_) => Body::Plugin(owned),
     };
     Ok(Response {
         status,

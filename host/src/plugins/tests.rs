@@ -131,6 +131,7 @@ fn body_text(response: &Response) -> &str {
     match &response.body {
         Body::Static(bytes) => std::str::from_utf8(bytes).unwrap(),
         Body::Bytes(bytes) => std::str::from_utf8(bytes).unwrap(),
+        Body::Plugin(bytes) => std::str::from_utf8(bytes.as_bytes()).unwrap(),
         other => panic!("unexpected body {other:?}"),
     }
 }

@@ -393,6 +393,7 @@ mod tests {
             Body::Empty => Vec::new(),
             Body::Bytes(bytes) => bytes,
             Body::Static(bytes) => bytes.to_vec(),
+            Body::Plugin(bytes) => bytes.as_bytes().to_vec(),
             Body::File {
                 mut file,
                 offset,
