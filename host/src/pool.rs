@@ -311,10 +311,10 @@ pub(crate) fn work(shared: &Shared, id: usize) {
         };
         // One clock reading per turn serves the connection's clocks, the pool's and the sweep's.
         let now = Instant::now();
+        let micros = pool.micros_at(now);
         match event {
             Some(event) if event.token == LISTENER => accept(shared),
             Some(event) => {
-                let micros = pool.micros_at(now);
                 serving_since.store(micros, Ordering::Relaxed);
                 serve(shared, event, now, &mut scratch);
                 serving_since.store(0, Ordering::Relaxed);
@@ -322,7 +322,7 @@ pub(crate) fn work(shared: &Shared, id: usize) {
             }
             None => {}
         }
-        sweep_if_due(shared, now);
+        sweep_if_due(shared, now, micros);
     }
 }
 
@@ -491,8 +491,9 @@ fn warn_rate_limited(message: &str) {
 }
 
 /// One worker per `SWEEP_EVERY` wakes the connections whose deadline passed, and resumes accepting.
-fn sweep_if_due(shared: &Shared, now: Instant) {
-    let elapsed = now.duration_since(shared.started).as_millis() as u64;
+/// `micros`: `now` on the pool's clock.
+fn sweep_if_due(shared: &Shared, now: Instant, micros: u64) {
+    let elapsed = micros / 1000;
     let last = shared.last_sweep.load(Ordering::Relaxed);
     if elapsed < last + SWEEP_EVERY.as_millis() as u64
         || shared

@@ -41,8 +41,7 @@ pub(crate) struct Shared {
     pub limits: Limits,
     pub timeouts: Timeouts,
     pub max_connections: usize,
-    pub started: Instant,
-    /// Milliseconds since `started` of the last deadline sweep.
+    /// Milliseconds on the pool's clock of the last deadline sweep.
     pub last_sweep: AtomicU64,
     /// Set once, when shutdown begins: the time by which the server exits whatever is still open.
     pub shutdown_deadline: OnceLock<Instant>,
@@ -76,7 +75,6 @@ impl Server {
             limits: config.limits.clone(),
             timeouts: config.timeouts,
             max_connections: config.max_connections,
-            started: Instant::now(),
             last_sweep: AtomicU64::new(0),
             shutdown_deadline: OnceLock::new(),
             pool: pool::Pool::new(config.threads),
