@@ -29,22 +29,40 @@ const SECONDS_PER_DAY: i64 = 86_400;
 
 /// The current time as an IMF-fixdate for the `Date` field, formatted at most once per second per worker:
 /// each worker keeps the last value it wrote, so no lock is shared and formatting leaves the hot path.
+///
+/// The cache holds the second it was written in as a `SystemTime` range: comparing the clock with it costs
+/// a few instructions, where converting every reading to Unix seconds cost about 60.
 pub fn now() -> [u8; HTTP_DATE_LEN] {
     thread_local! {
-        static CACHED: Cell<(i64, [u8; HTTP_DATE_LEN])> = const { Cell::new((i64::MIN, [0; HTTP_DATE_LEN])) };
+        static CACHED: Cell<CachedDate> = const {
+            Cell::new(CachedDate { from: UNIX_EPOCH, until: UNIX_EPOCH, value: [0; HTTP_DATE_LEN] })
+        };
     }
     let time = SystemTime::now();
-    let second = unix_seconds(time);
     CACHED.with(|cached| {
-        let (at, value) = cached.get();
-        if at == second {
-            return value;
+        let mut date = cached.get();
+        // A clock stepped back leaves the range too, so the value is always the clock's current second.
+        if !(date.from <= time && time < date.until) {
+            let from = from_unix_seconds(unix_seconds(time));
+            date = CachedDate {
+                from,
+                // No second after it (a clock at the end of time): an empty range, formatted every time.
+                until: from.checked_add(Duration::from_secs(1)).unwrap_or(from),
+                value: [0; HTTP_DATE_LEN],
+            };
+            write_http_date(&mut date.value, time);
+            cached.set(date);
         }
-        let mut value = [0; HTTP_DATE_LEN];
-        write_http_date(&mut value, time);
-        cached.set((second, value));
-        value
+        date.value
     })
+}
+
+/// One worker's `Date` value and the second `[from, until)` it is valid for.
+#[derive(Clone, Copy)]
+struct CachedDate {
+    from: SystemTime,
+    until: SystemTime,
+    value: [u8; HTTP_DATE_LEN],
 }
 
 /// Formats `time` as an IMF-fixdate, e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.

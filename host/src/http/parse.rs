@@ -366,12 +366,13 @@ pub(crate) fn is_tchar(b: u8) -> bool {
 
 /// A token: one or more tchars (RFC 9110 §5.6.2).
 pub(crate) fn is_token(s: &[u8]) -> bool {
-    !s.is_empty() && s.iter().all(|&b| is_tchar(b))
+    !s.is_empty() && scan::all_in(s, &TCHAR)
 }
 
-/// Bytes allowed inside a field value: field-vchar, obs-text, SP and HTAB (RFC 9110 §5.5).
-pub(crate) fn is_field_value_byte(b: u8) -> bool {
-    FIELD_VALUE[usize::from(b)]
+/// Whether every byte of `value` may stand in a field value: field-vchar, obs-text, SP and HTAB
+/// (RFC 9110 §5.5).
+pub(crate) fn is_field_value(value: &[u8]) -> bool {
+    scan::all_in(value, &FIELD_VALUE)
 }
 
 /// Optional whitespace (SP / HTAB) trimmed from both ends (RFC 9110 §5.6.3).
@@ -401,7 +402,7 @@ pub(crate) fn parse_field_line(line: &[u8]) -> Result<Header<'_>, ParseError> {
         return Err(ParseError::InvalidHeaderName);
     }
     let value = trim_ows(rest.get(1..).unwrap_or_default());
-    if !value.iter().all(|&b| is_field_value_byte(b)) {
+    if !is_field_value(value) {
         return Err(ParseError::InvalidHeaderValue);
     }
     Ok(Header {
@@ -518,7 +519,7 @@ fn is_valid_host(v: &[u8]) -> bool {
             return false;
         };
         let (literal, after) = rest.split_at(close);
-        let ok = !literal.is_empty() && literal.iter().all(|&b| IP_LITERAL[usize::from(b)]);
+        let ok = !literal.is_empty() && scan::all_in(literal, &IP_LITERAL);
         (ok, after.get(1..).unwrap_or_default())
     } else {
         let Some(end) = reg_name_end(v) else {

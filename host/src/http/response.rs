@@ -4,7 +4,8 @@
 //! handler cannot desynchronise the connection; header fields that would inject a second line never get this
 //! far ([`Fields`] refuses them).
 
-use super::parse::{is_field_value_byte, is_token};
+use super::date::HTTP_DATE_LEN;
+use super::parse::{is_field_value, is_token};
 use crate::handler::Fields;
 
 /// The end of the `Date` line and the `Server` field sent with every response.
@@ -45,9 +46,18 @@ fn write_head_with<'f>(
     framing: Framing,
     date: &[u8],
 ) -> usize {
-    write_status_line(out, status);
-    out.extend_from_slice(b"Date: ");
-    out.extend_from_slice(date);
+    if status == 200 {
+        // Nearly every response: one fixed-size copy instead of four pieces.
+        out.extend_from_slice(b"HTTP/1.1 200 OK\r\nDate: ");
+    } else {
+        write_status_line(out, status);
+        out.extend_from_slice(b"Date: ");
+    }
+    match <&[u8; HTTP_DATE_LEN]>::try_from(date) {
+        // A length known at compile time is copied inline, without a call to memcpy.
+        Ok(date) => out.extend_from_slice(date),
+        Err(_) => out.extend_from_slice(date),
+    }
     out.extend_from_slice(SERVER);
     let mut dropped = 0;
     for (name, value) in fields {
@@ -60,9 +70,7 @@ fn write_head_with<'f>(
         }
     }
     if !status_forbids_body(status) {
-        out.extend_from_slice(b"Content-Length: ");
-        push_u64(out, framing.body_len);
-        out.extend_from_slice(b"\r\n");
+        write_content_length(out, framing.body_len);
     }
     let end: &[u8] = match (framing.keep_alive, framing.http10) {
         (false, _) => b"Connection: close\r\n\r\n",
@@ -112,7 +120,28 @@ fn is_host_owned(name: &str) -> bool {
 /// A field name must be a token and a value must not contain CR, LF or NUL (RFC 9110 §5.1, §5.5):
 /// anything else would let a handler forge extra header lines or a second response.
 pub fn is_valid_field(name: &str, value: &str) -> bool {
-    is_token(name.as_bytes()) && value.bytes().all(is_field_value_byte)
+    is_token(name.as_bytes()) && is_field_value(value.as_bytes())
+}
+
+/// `Content-Length: n\r\n`, composed on the stack and appended as one fixed-size copy (inline, no call to
+/// memcpy), then cut to its length: three appends and a digit copy cost about twice as much.
+fn write_content_length(out: &mut Vec<u8>, n: u64) {
+    const PREFIX: &[u8] = b"Content-Length: ";
+    /// Digits in `u64::MAX`.
+    const MAX_DIGITS: usize = 20;
+    let mut line = [0u8; PREFIX.len() + MAX_DIGITS + 2];
+    let digits = n.checked_ilog10().map_or(1, |log| log as usize + 1);
+    let end = PREFIX.len() + digits;
+    line[..PREFIX.len()].copy_from_slice(PREFIX);
+    let mut rest = n;
+    for slot in line[PREFIX.len()..end].iter_mut().rev() {
+        *slot = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    line[end..end + 2].copy_from_slice(b"\r\n");
+    let len = out.len() + end + 2;
+    out.extend_from_slice(&line);
+    out.truncate(len);
 }
 
 /// Appends the decimal digits of `n` without going through `fmt`.
@@ -262,6 +291,15 @@ mod tests {
                 !head(status, &[], KEEP).contains("Content-Length"),
                 "{status}"
             );
+        }
+    }
+
+    #[test]
+    fn writes_content_length_lines_exactly() {
+        for n in [0, 9, 10, 12345, u64::MAX] {
+            let mut out = b"x".to_vec();
+            write_content_length(&mut out, n);
+            assert_eq!(out, format!("xContent-Length: {n}\r\n").as_bytes());
         }
     }
 

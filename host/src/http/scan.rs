@@ -68,6 +68,9 @@ const fn field_value_bytes() -> [bool; 256] {
 }
 
 /// The index of the first byte at or after `from` that is not in `class` (`bytes.len()` if there is none).
+///
+/// One byte at a time: the runs it skips in a request head (a method, a field name, a host) are short, and
+/// [`all_in`]'s chunks cost more than they save on those.
 pub(super) fn skip(bytes: &[u8], from: usize, class: &[bool; 256]) -> usize {
     let mut i = from;
     while let Some(&b) = bytes.get(i) {
@@ -77,6 +80,35 @@ pub(super) fn skip(bytes: &[u8], from: usize, class: &[bool; 256]) -> usize {
         i += 1;
     }
     i
+}
+
+/// Whether every byte of `bytes` is in `class` (true for no bytes).
+pub(super) fn all_in(bytes: &[u8], class: &[bool; 256]) -> bool {
+    span(bytes, class) == bytes.len()
+}
+
+/// Bytes [`span`] checks at once: each chunk's lookups are combined without a branch per byte, which
+/// halves the instructions of a byte-at-a-time loop on field names and values.
+const CHUNK: usize = 8;
+
+/// How many bytes at the start of `bytes` are in `class`: whole chunks while every byte is in it, then
+/// one byte at a time from the first chunk that is not (or the short tail).
+fn span(bytes: &[u8], class: &[bool; 256]) -> usize {
+    let mut n = 0;
+    for chunk in bytes.chunks_exact(CHUNK) {
+        if !chunk
+            .iter()
+            .fold(true, |all, &b| all & class[usize::from(b)])
+        {
+            break;
+        }
+        n += CHUNK;
+    }
+    let rest = bytes.get(n..).unwrap_or_default();
+    n + rest
+        .iter()
+        .position(|&b| !class[usize::from(b)])
+        .unwrap_or(rest.len())
 }
 
 /// `bytes` as text, if they are all ASCII. `str::from_utf8` costs 5-7 instructions a byte on short input
