@@ -137,10 +137,11 @@ impl Connections {
     }
 
     /// Marks every parked connection whose deadline has passed (or, when `closing_idle`, that is idle) as
-    /// expired and appends its token to `expired`: the worker that takes it then answers or closes it as its
+    /// expired and returns wake-ups for them: the worker that takes one then answers or closes it as its
     /// state requires. Only the owner ever closes a connection.
-    pub fn expire(&self, now: Instant, closing_idle: bool, expired: &mut Vec<u64>) {
+    pub fn expire(&self, now: Instant, closing_idle: bool) -> Vec<Event> {
         let mut table = self.lock();
+        let mut expired = Vec::new();
         for (index, slot) in table.slots.iter_mut().enumerate() {
             let State::Parked(conn) = &mut slot.state else {
                 continue;
@@ -149,8 +150,9 @@ impl Connections {
                 continue;
             }
             conn.expired = true;
-            expired.push(token(index as u32, slot.generation));
+            expired.push(Event::internal(token(index as u32, slot.generation)));
         }
+        expired
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Table> {

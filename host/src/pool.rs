@@ -155,30 +155,28 @@ impl Pool {
         instant.saturating_duration_since(self.epoch).as_micros() as u64 + 1
     }
 
-    /// Workers serving one connection for longer than [`BLOCKED_AFTER`] at `now`.
-    fn blocked(&self, now: u64) -> usize {
+    /// Indices of the workers serving one connection for longer than [`BLOCKED_AFTER`] at `now`.
+    fn blocked_workers(&self, now: u64) -> impl Iterator<Item = usize> + '_ {
         let limit = BLOCKED_AFTER.as_micros() as u64;
         self.serving_since
             .iter()
             .map(|since| since.load(Ordering::Relaxed))
-            .filter(|&since| since != 0 && now.saturating_sub(since) > limit)
-            .count()
+            .enumerate()
+            .filter(move |&(_, since)| since != 0 && now.saturating_sub(since) > limit)
+            .map(|(worker, _)| worker)
+    }
+
+    fn blocked(&self, now: u64) -> usize {
+        self.blocked_workers(now).count()
     }
 
     /// Remembers for [`BLOCKING_MEMORY`] that a handler blocks, when a worker inside one connection for
     /// longer than [`BLOCKED_AFTER`] sleeps in the kernel. One that is only preempted (the machine's cores
     /// are busy) does not count: more workers waiting for events would not help it, and only cost.
     fn remember_blocking(&self, now: u64) {
-        let limit = BLOCKED_AFTER.as_micros() as u64;
         let sleeping = self
-            .serving_since
-            .iter()
-            .zip(&self.thread_ids)
-            .filter(|(since, _)| {
-                let since = since.load(Ordering::Relaxed);
-                since != 0 && now.saturating_sub(since) > limit
-            })
-            .any(|(_, tid)| sys::is_sleeping(tid.load(Ordering::Relaxed)));
+            .blocked_workers(now)
+            .any(|worker| sys::is_sleeping(self.thread_ids[worker].load(Ordering::Relaxed)));
         if sleeping {
             let until = now + BLOCKING_MEMORY.as_micros() as u64;
             self.blocking_until.fetch_max(until, Ordering::Relaxed);
@@ -335,21 +333,17 @@ fn next_event(shared: &Shared, events: &mut Events) -> Option<Event> {
         std::thread::sleep(SWEEP_EVERY);
         return None;
     }
-    let listener = events.iter().any(|event| event.token == LISTENER);
-    let mut ready = events
+    let first = events
         .iter()
-        .filter(|event| !listener || event.token != LISTENER);
-    let first = if listener {
-        Event::internal(LISTENER)
-    } else {
-        ready.next()?
-    };
+        .find(|event| event.token == LISTENER)
+        .or_else(|| events.iter().next())?;
     let pool = &shared.pool;
     let now = pool.micros();
     pool.note_events(now);
-    let mut rest = ready.peekable();
-    if rest.peek().is_some() {
-        pool.ready.push(rest);
+    if events.iter().len() > 1 {
+        // One event per descriptor and wait, so `first` stands for itself only.
+        pool.ready
+            .push(events.iter().filter(|event| *event != first));
         pool.call_spare_if_needed(now);
     }
     Some(first)
@@ -504,12 +498,8 @@ fn sweep_if_due(shared: &Shared, now: Instant, micros: u64) {
         return;
     }
     let shutting_down = shared.shutdown_deadline.get().is_some();
-    let mut expired = Vec::new();
-    shared.connections.expire(now, shutting_down, &mut expired);
-    shared
-        .pool
-        .ready
-        .push(expired.into_iter().map(Event::internal));
+    let expired = shared.connections.expire(now, shutting_down);
+    shared.pool.ready.push(expired);
     if shared.accept_paused.swap(false, Ordering::Relaxed) {
         let guard = shared
             .listener

@@ -1,4 +1,5 @@
-//! The few system calls std does not offer: `sendfile` and the open-files limit.
+//! The few system calls std does not offer: `sendfile`, `accept4`, `recv` into spare capacity, the
+//! open-files limit, and a thread's id and kernel state (to tell a blocked worker from a preempted one).
 
 use std::fs::File;
 use std::io;
