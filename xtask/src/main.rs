@@ -179,7 +179,7 @@ fn build_and_install() -> Result<PathBuf, String> {
 
 /// Copies `src` to a temporary name beside `dst`, then renames it over `dst`. Overwriting a loaded library in
 /// place crashes the process that mapped it; a rename leaves the old inode intact for whoever has it open
-/// (DESIGN.md pitfall 5). The temporary name does not end in the library suffix, so a server scanning the
+/// (docs/ARCHITECTURE.md §8.6). The temporary name does not end in the library suffix, so a server scanning the
 /// folder meanwhile never sees a half-written library.
 fn install(src: &Path, dst: &Path) -> io::Result<()> {
     let name = dst.file_name().expect("file name").to_string_lossy();
