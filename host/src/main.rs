@@ -31,7 +31,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let default_log = match invocation {
+        Invocation::Serve(_) => "info",
+        // The report is on stdout; the log keeps warnings (the plugin's own), minus the static folder's, which
+        // has no say in whether a plugin is served.
+        Invocation::Check { .. } => "warn,plugd::static_files=error",
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_log)).init();
     let outcome = match invocation {
         Invocation::Serve(config) => app::run(config).map(|()| ExitCode::SUCCESS),
         Invocation::Check { plugin, config } => check(&config, &plugin),
@@ -50,7 +56,10 @@ fn main() -> ExitCode {
 
 /// Prints what `plugd check` found on stdout; a refusal goes to stderr as the server would log it, exit 1.
 fn check(config: &Config, plugin: &Path) -> Result<ExitCode, StartError> {
-    let report = app::check(config, plugin)?;
+    // The dynamic loader searches its library path for a bare file name: `check libx.so` means this folder's.
+    let plugin = std::path::absolute(plugin)
+        .map_err(|err| StartError::Io(format!("{}: {err}", plugin.display())))?;
+    let report = app::check(config, &plugin)?;
     print!("{}", report.text);
     Ok(match report.verdict {
         Ok(()) => {

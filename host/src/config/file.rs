@@ -196,17 +196,17 @@ impl Expected {
     }
 
     fn accepts(self, value: &DeValue<'_>) -> bool {
-        match (self, value) {
-            (Expected::Boolean, DeValue::Boolean(_)) => true,
-            (Expected::Integer, DeValue::Integer(_)) => true,
-            (Expected::Number, DeValue::Integer(_) | DeValue::Float(_)) => true,
-            (
-                Expected::NumberOrString,
-                DeValue::Integer(_) | DeValue::Float(_) | DeValue::String(_),
-            ) => true,
-            (Expected::String, DeValue::String(_)) => true,
-            _ => false,
-        }
+        matches!(
+            (self, value),
+            (Expected::Boolean, DeValue::Boolean(_))
+                | (Expected::Integer, DeValue::Integer(_))
+                | (Expected::Number, DeValue::Integer(_) | DeValue::Float(_))
+                | (
+                    Expected::NumberOrString,
+                    DeValue::Integer(_) | DeValue::Float(_) | DeValue::String(_)
+                )
+                | (Expected::String, DeValue::String(_))
+        )
     }
 }
 
