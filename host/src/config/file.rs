@@ -274,3 +274,89 @@ fn parser_message(err: &clap::Error, texts: &[String]) -> String {
 fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::{Arg, ArgAction, value_parser};
+
+    use super::*;
+
+    /// A command with arguments plugd does not have (yet): the file layer must serve them with no code of its own.
+    fn command() -> clap::Command {
+        clap::Command::new("plugd")
+            .arg(
+                Arg::new("access_log_format")
+                    .long("access-log-format")
+                    .value_parser(["common", "json"])
+                    .default_value("common"),
+            )
+            .arg(
+                Arg::new("max_threads")
+                    .long("max-threads")
+                    .value_parser(value_parser!(u16).range(1..=64)),
+            )
+            .arg(
+                Arg::new("ratio")
+                    .long("ratio")
+                    .value_parser(value_parser!(f64)),
+            )
+            .arg(Arg::new("tag").long("tag").action(ArgAction::Append))
+            .arg(Arg::new("quiet").long("quiet").action(ArgAction::SetTrue))
+    }
+
+    fn file(text: &str) -> ConfigFile {
+        ConfigFile {
+            path: PathBuf::from("test.toml"),
+            text: text.to_owned(),
+        }
+    }
+
+    fn matches(text: &str, argv: &[&str]) -> Result<clap::ArgMatches, String> {
+        let (command, _) = file(text).apply(command())?;
+        let argv = std::iter::once("plugd").chain(argv.iter().copied());
+        Ok(command.try_get_matches_from(argv).expect("argv parses"))
+    }
+
+    #[test]
+    fn any_argument_gets_a_key_and_a_flag_still_wins() {
+        let text = "access_log_format = \"json\"\nmax_threads = 8\nratio = 2\ntag = [\"a\", \"b\"]\nquiet = true\n";
+        let m = matches(text, &[]).unwrap();
+        assert_eq!(m.get_one::<String>("access_log_format").unwrap(), "json");
+        assert_eq!(m.get_one::<u16>("max_threads"), Some(&8));
+        assert_eq!(m.get_one::<f64>("ratio"), Some(&2.0));
+        let tags: Vec<&String> = m.get_many("tag").unwrap().collect();
+        assert_eq!(tags, ["a", "b"]);
+        assert!(m.get_flag("quiet"));
+
+        let m = matches(text, &["--max-threads", "3", "--tag", "c"]).unwrap();
+        assert_eq!(m.get_one::<u16>("max_threads"), Some(&3));
+        let tags: Vec<&String> = m.get_many("tag").unwrap().collect();
+        assert_eq!(tags, ["c"]);
+    }
+
+    #[test]
+    fn each_refusal_names_the_key_and_the_line() {
+        for (text, needles) in [
+            (
+                "\nmax_threads = 65\n",
+                &["line 2", "`max_threads`", "65"][..],
+            ),
+            (
+                "access_log_format = \"xml\"\n",
+                &["line 1", "`access_log_format`", "xml"],
+            ),
+            (
+                "tag = [\"a\", 1]\n",
+                &["`tag`", "expected a string, found a TOML integer"],
+            ),
+            ("ratio = \"2\"\n", &["`ratio`", "expected a number"]),
+            ("quiet = \"yes\"\n", &["`quiet`", "expected a boolean"]),
+            ("\n\nthreads = 4\n", &["line 3", "`threads`", "unknown key"]),
+            ("config = \"other.toml\"\n", &["`config`", "unknown key"]),
+        ] {
+            let err = matches(text, &[]).unwrap_err();
+            assert!(needles.iter().all(|n| err.contains(n)), "{text:?}: {err}");
+            assert!(!err.contains('\n'), "{err}");
+        }
+    }
+}
