@@ -53,8 +53,13 @@ fn run(
     let _ = match table {
         Some(table) => writeln!(
             text,
-            "config      [plugins.{name}]: {} entries",
-            table.entries.len()
+            "config      [plugins.{name}]: {} {}",
+            table.entries.len(),
+            if table.entries.len() == 1 {
+                "entry"
+            } else {
+                "entries"
+            }
         ),
         None => writeln!(
             text,
