@@ -50,16 +50,7 @@ impl ConfigFile {
         &self,
         mut command: clap::Command,
     ) -> Result<(clap::Command, PluginTables), String> {
-        let document = DeTable::parse(&self.text).map_err(|err| {
-            let line = err.span().map_or(String::new(), |span| {
-                format!(", line {}", self.line_of(&span))
-            });
-            format!(
-                "config file {} is not valid TOML{line}: {}",
-                self.path.display(),
-                one_line(err.message())
-            )
-        })?;
+        let document = self.document()?;
         let mut plugins = PluginTables::default();
         for (key, value) in document.get_ref() {
             let at = Location {
@@ -67,7 +58,7 @@ impl ConfigFile {
                 key: key.get_ref(),
                 span: value.span(),
             };
-            if key.get_ref() == PLUGINS_KEY {
+            if at.key == PLUGINS_KEY {
                 plugins =
                     plugin_tables::parse(value.get_ref(), value.span(), &|key, span, problem| {
                         Location {
@@ -77,16 +68,24 @@ impl ConfigFile {
                         }
                         .error(problem)
                     })?;
-                continue;
+            } else {
+                command = set_default(command, &at, value.get_ref())?;
             }
-            let arg = setting(&command, key.get_ref().as_ref())
-                .ok_or_else(|| at.unknown_key(&command))?;
-            let texts = value_texts(arg, value.get_ref()).map_err(|problem| at.error(&problem))?;
-            check_with_parser(&command, arg, &texts).map_err(|problem| at.error(&problem))?;
-            let id = arg.get_id().clone();
-            command = command.mut_arg(id, |arg| arg.default_values(texts));
         }
         Ok((command, plugins))
+    }
+
+    fn document(&self) -> Result<toml::Spanned<DeTable<'_>>, String> {
+        DeTable::parse(&self.text).map_err(|err| {
+            let line = err.span().map_or(String::new(), |span| {
+                format!(", line {}", self.line_of(&span))
+            });
+            format!(
+                "config file {} is not valid TOML{line}: {}",
+                self.path.display(),
+                one_line(err.message())
+            )
+        })
     }
 
     /// The 1-based line holding byte `span.start`.
@@ -126,6 +125,19 @@ impl Location<'_> {
         };
         self.error(&format!("unknown key{hint}"))
     }
+}
+
+/// Checks the value at `at` with the parser of the argument it names, then makes it that argument's default.
+fn set_default(
+    command: clap::Command,
+    at: &Location<'_>,
+    value: &DeValue<'_>,
+) -> Result<clap::Command, String> {
+    let arg = setting(&command, at.key).ok_or_else(|| at.unknown_key(&command))?;
+    let texts = value_texts(arg, value).map_err(|problem| at.error(&problem))?;
+    check_with_parser(&command, arg, &texts).map_err(|problem| at.error(&problem))?;
+    let id = arg.get_id().clone();
+    Ok(command.mut_arg(id, |arg| arg.default_values(texts)))
 }
 
 /// The argument a file key sets: any named, non-positional argument of plugd except `--config`, `--help` and
