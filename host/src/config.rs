@@ -63,6 +63,20 @@ pub struct Args {
     /// Seconds in-flight requests get to finish after SIGINT/SIGTERM.
     #[arg(long, env = "PLUGD_SHUTDOWN_TIMEOUT", default_value = "10", value_parser = parse_seconds)]
     pub shutdown_timeout: Duration,
+    /// Where the access log goes: a file PATH (appended to, reopened on SIGUSR1 for logrotate), `stderr`
+    /// or `off`. Lines are buffered per worker and written at least every second.
+    #[arg(long, env = "PLUGD_ACCESS_LOG", default_value = "stderr",
+          value_parser = crate::access_log::Destination::parse)]
+    pub access_log: crate::access_log::Destination,
+    /// Access log line format: `combined` (Combined Log Format, then duration in microseconds and handler)
+    /// or `json` (one object per line).
+    #[arg(
+        long,
+        env = "PLUGD_ACCESS_LOG_FORMAT",
+        value_enum,
+        default_value = "combined"
+    )]
+    pub access_log_format: crate::access_log::Format,
 }
 
 /// A positive, finite number of seconds, fractions allowed ("0.5").
@@ -108,6 +122,7 @@ pub struct Config {
     pub max_connections: usize,
     pub limits: Limits,
     pub timeouts: Timeouts,
+    pub access_log: crate::access_log::Settings,
 }
 
 impl Config {
@@ -132,6 +147,10 @@ impl Config {
                 body: args.body_timeout,
                 idle: args.idle_timeout,
                 shutdown: args.shutdown_timeout,
+            },
+            access_log: crate::access_log::Settings {
+                destination: args.access_log,
+                format: args.access_log_format,
             },
         }
     }
