@@ -34,7 +34,7 @@ pub use format::{Entry, Format};
 pub use sink::Destination;
 
 use crate::http::RequestHead;
-use format::Clock;
+use format::LineCache;
 use sink::Sink;
 
 /// Bytes a worker buffers before writing them: nginx's `buffer=64k`, about 600 combined lines.
@@ -63,10 +63,10 @@ struct AccessLog {
     failing: AtomicBool,
 }
 
-/// One worker's formatted lines not yet written, and its timestamp cache.
+/// One worker's formatted lines not yet written, and its clock and cached values.
 struct Lines {
     bytes: Vec<u8>,
-    clock: Clock,
+    cache: LineCache,
 }
 
 thread_local! {
@@ -111,21 +111,19 @@ pub fn record(
     let Some(log) = LOG.get() else {
         return;
     };
-    let now = Instant::now();
-    let entry = Entry {
-        peer: peer.ip(),
-        head,
-        status,
-        body_bytes,
-        duration: now.saturating_duration_since(started),
-        handler,
-    };
     // Fails only while this thread is being torn down, when it serves no request.
     let _ = MINE.try_with(|mine| {
         let mut lines = lock(mine.get_or_init(|| log.register()));
-        let Lines { bytes, clock } = &mut *lines;
-        clock.advance(now);
-        log.format.write(bytes, &entry, clock);
+        let Lines { bytes, cache } = &mut *lines;
+        let entry = Entry {
+            peer: peer.ip(),
+            head,
+            status,
+            body_bytes,
+            duration: cache.now().saturating_duration_since(started),
+            handler,
+        };
+        log.format.write(bytes, &entry, cache);
         if bytes.len() >= BUFFER_BYTES {
             log.write_out(bytes);
         }
@@ -160,7 +158,7 @@ impl AccessLog {
     fn register(&self) -> Arc<Mutex<Lines>> {
         let lines = Arc::new(Mutex::new(Lines {
             bytes: Vec::with_capacity(BUFFER_BYTES + LINE_SLACK),
-            clock: Clock::new(),
+            cache: LineCache::new(),
         }));
         self.buffers
             .lock()
