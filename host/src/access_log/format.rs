@@ -7,7 +7,7 @@
 //! JSON (`\"`, `\\`, `\n` ..., `\u00HH`), except that JSON lines stay valid UTF-8: a byte that is not part of
 //! a valid UTF-8 sequence is written as `\u00HH` (the byte's value; nginx would copy it raw).
 //!
-//! Formatting allocates nothing and avoids `core::fmt` (IPv4 peers, numbers and the cached timestamp are
+//! Formatting allocates nothing per line and avoids `core::fmt` (IPv4 peers, numbers and the cached time are
 //! copied as bytes): at 1.6 us of CPU per pipelined request, a line has a budget of about 0.15 us.
 
 use std::net::IpAddr;
