@@ -36,7 +36,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-RUST_LOG=warn "$PLUGD" --port "$PORT" --static-dir "$STATIC" --plugin-dir "$PLUGIN_DIR" \
+RUST_LOG=warn "$PLUGD" --port "$PORT" --static-dir "$STATIC" --plugin-dir "$PLUGIN_DIR" --access-log off \
   ${PLUGD_BENCH_ARGS:-} >"$OUT/plugd.log" 2>&1 &
 SERVER=$!
 for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$PORT/plaintext" && break; sleep 0.1; done

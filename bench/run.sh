@@ -4,10 +4,13 @@
 # usage: bench/run.sh [HARNESS OPTIONS] [PEER...]
 #   Builds plugd and the example plugins in release mode, installs the plugins into a temporary plugin
 #   folder, sets the harness up if it is not (wrk, nginx, the peers), and runs the harness with plugd
-#   first (the reference of the ratio column) and then PEER... (default: hyper nginx actix).
-#   plugd serves the plaintext, pipeline16 and close scenarios from the hello plugin's GET /plaintext,
-#   echo_4k from the echo plugin's POST /echo, static_* from --static-dir; logging at warn (no access
-#   log, as nginx's bench config has access_log off).
+#   first (the reference of the ratio column), then plugd-default, then PEER... (default: hyper nginx
+#   actix). plugd serves the plaintext, pipeline16 and close scenarios from the hello plugin's
+#   GET /plaintext, echo_4k from the echo plugin's POST /echo, static_* from --static-dir.
+#   plugd runs with logging at warn and --access-log off, as nginx's bench config has access_log off;
+#   plugd-default runs with plugd's defaults (log level info, the access log on stderr, which the
+#   harness sends to a file: the same medium as an nginx access_log).
+#   Peer nginx-log: nginx with `access_log FILE combined buffer=64k flush=1s` (bench/nginx-log.sh).
 #   HARNESS OPTIONS are passed through: -d SECS, -n TRIALS, -c CONNS, -t THREADS, -w SECS, -q SECS,
 #   -o DIR, --only a,b, --idle N1,N2, --pin. See ../shared/bench/README.md.
 # examples:
@@ -28,6 +31,7 @@ while [[ $# -gt 0 ]]; do
     --pin) HARNESS_OPTS+=("$1"); shift ;;
     -h|--help) awk 'NR > 1 && !/^#/ {exit} NR > 1 {sub(/^# ?/, ""); print}' "$0"; exit 0 ;;
     -*) echo "unknown option $1" >&2; exit 2 ;;
+    nginx-log) PEERS+=("nginx-log=bash $ROOT/bench/nginx-log.sh {port} {static} {tmp}"); shift ;;
     *) PEERS+=("$1"); shift ;;
   esac
 done
@@ -39,5 +43,6 @@ PLUGIN_DIR=$(make_plugin_dir)
 trap 'rm -rf "$PLUGIN_DIR"' EXIT
 
 "$HARNESS/run.sh" "${HARNESS_OPTS[@]}" \
-  "plugd@/plaintext=env RUST_LOG=warn $PLUGD --port {port} --static-dir {static} --plugin-dir $PLUGIN_DIR ${PLUGD_BENCH_ARGS:-}" \
+  "plugd@/plaintext=env RUST_LOG=warn $PLUGD --port {port} --static-dir {static} --plugin-dir $PLUGIN_DIR --access-log off ${PLUGD_BENCH_ARGS:-}" \
+  "plugd-default@/plaintext=env -u RUST_LOG $PLUGD --port {port} --static-dir {static} --plugin-dir $PLUGIN_DIR ${PLUGD_BENCH_ARGS:-}" \
   "${PEERS[@]}"

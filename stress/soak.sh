@@ -54,7 +54,7 @@ cp -r static "$work/static"
 head -c $((256 * 1024)) /dev/urandom > "$work/static/medium.bin"
 for p in hello echo counter; do cp "target/release/lib$p.so" "$work/plugins/"; done
 # No access log: at saturation it would write gigabytes; plugd logs every 5xx at warn level anyway.
-RUST_LOG=info,access=off RUST_LOG_STYLE=never target/release/plugd --host 127.0.0.1 --port 0 \
+RUST_LOG_STYLE=never target/release/plugd --host 127.0.0.1 --port 0 --access-log off \
     --plugin-dir "$work/plugins" --static-dir "$work/static" --max-connections 4096 \
     >"$work/plugd.log" 2>&1 &
 plugd_pid=$!

@@ -5,9 +5,10 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::Signals;
 
+use crate::access_log;
 use crate::config::Config;
 use crate::plugins::{self, CheckReport, Plugins};
 use crate::router::RouterBuilder;
@@ -29,6 +30,8 @@ pub enum StartError {
 
 pub fn run(config: Config) -> Result<(), StartError> {
     check_descriptor_limit(&config);
+    access_log::start(&config.access_log)
+        .map_err(|err| StartError::Config(format!("cannot open the access log: {err}")))?;
     let mut routes = routes_before_plugins(&config)?;
     let mut plugins = Plugins::load_dir(&config.plugin_dir, &config.plugins);
     plugins.register(&mut routes);
@@ -40,13 +43,15 @@ pub fn run(config: Config) -> Result<(), StartError> {
     }
     let server = Server::bind(&config, routes.build())
         .map_err(|err| StartError::Io(format!("cannot listen on {}: {err}", config.addr)))?;
+    // Before `listening on`: whoever waits for that line may signal at once.
+    watch_signals(server.shutdown_handle())?;
     log::info!(
         "listening on http://{} with {} workers",
         server.local_addr(),
         config.threads
     );
-    watch_signals(server.shutdown_handle())?;
     let served = server.run();
+    access_log::flush();
     plugins.shutdown();
     served.map_err(|err| StartError::Io(format!("serving failed: {err}")))?;
     log::info!("shut down cleanly");
@@ -81,21 +86,27 @@ fn check_descriptor_limit(config: &Config) {
     }
 }
 
-/// SIGINT or SIGTERM starts a graceful shutdown; a second one ends the process at once.
+/// SIGINT or SIGTERM starts a graceful shutdown; a second one ends the process at once. SIGUSR1 reopens
+/// the access log file (logrotate's `postrotate`, as for nginx).
 fn watch_signals(handle: ShutdownHandle) -> Result<(), StartError> {
-    let mut signals = Signals::new([SIGINT, SIGTERM])
+    let mut signals = Signals::new([SIGINT, SIGTERM, SIGUSR1])
         .map_err(|err| StartError::Io(format!("cannot handle signals: {err}")))?;
     std::thread::Builder::new()
         .name("plugd-signals".into())
         .spawn(move || {
-            let mut received = signals.forever();
-            if let Some(signal) = received.next() {
-                log::info!("signal {signal}: shutting down (finishing in-flight requests)");
-                handle.shutdown();
-            }
-            if received.next().is_some() {
-                log::warn!("second signal: exiting now");
-                std::process::exit(1);
+            let mut stopping = false;
+            for signal in signals.forever() {
+                if signal == SIGUSR1 {
+                    access_log::reopen();
+                } else if !stopping {
+                    log::info!("signal {signal}: shutting down (finishing in-flight requests)");
+                    handle.shutdown();
+                    stopping = true;
+                } else {
+                    log::warn!("second signal: exiting now");
+                    access_log::flush();
+                    std::process::exit(1);
+                }
             }
         })
         .map_err(|err| StartError::Io(format!("cannot start the signal thread: {err}")))?;

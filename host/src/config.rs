@@ -76,6 +76,20 @@ pub struct Args {
     /// Seconds in-flight requests get to finish after SIGINT/SIGTERM.
     #[arg(long, env = "PLUGD_SHUTDOWN_TIMEOUT", default_value = "10", value_parser = parse_seconds)]
     pub shutdown_timeout: Duration,
+    /// Where the access log goes: a file PATH (appended to, reopened on SIGUSR1 for logrotate), `stderr`
+    /// or `off`. Lines are buffered per worker and written at least every second.
+    #[arg(long, env = "PLUGD_ACCESS_LOG", default_value = "stderr",
+          value_parser = crate::access_log::Destination::parse)]
+    pub access_log: crate::access_log::Destination,
+    /// Access log line format: `combined` (Combined Log Format, then duration in seconds and handler)
+    /// or `json` (one object per line).
+    #[arg(
+        long,
+        env = "PLUGD_ACCESS_LOG_FORMAT",
+        value_enum,
+        default_value = "combined"
+    )]
+    pub access_log_format: crate::access_log::Format,
 }
 
 /// What plugd is asked to do besides serving.
@@ -134,6 +148,7 @@ pub struct Config {
     pub timeouts: Timeouts,
     /// The `[plugins.NAME]` tables of the config file.
     pub plugins: PluginTables,
+    pub access_log: crate::access_log::Settings,
 }
 
 /// What the command line asks for.
@@ -212,6 +227,10 @@ impl Config {
                 shutdown: args.shutdown_timeout,
             },
             plugins: PluginTables::default(),
+            access_log: crate::access_log::Settings {
+                destination: args.access_log,
+                format: args.access_log_format,
+            },
         }
     }
 

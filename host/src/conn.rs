@@ -624,7 +624,7 @@ fn write_nonblocking(socket: &TcpStream, data: &[u8], more: bool) -> io::Result<
     Ok(sent)
 }
 
-/// One line per answered request, target `access`: peer, request line, status, body bytes, time, handler.
+/// One access-log line per answered request, and a warning for every 5xx.
 fn access_log(
     peer: SocketAddr,
     head: &RequestHead<'_>,
@@ -632,20 +632,7 @@ fn access_log(
     started: Instant,
     handler: &str,
 ) {
-    if log::log_enabled!(target: "access", log::Level::Info) {
-        let micros = started.elapsed().as_micros();
-        let version = if head.version == Version::Http10 {
-            "1.0"
-        } else {
-            "1.1"
-        };
-        log::info!(
-            target: "access",
-            "{peer} \"{} {} HTTP/{version}\" {status} {bytes} {micros}us {handler}",
-            head.method,
-            head.target.escape_debug(),
-        );
-    }
+    crate::access_log::record(peer, head, (status, bytes), started, handler);
     if status >= 500 {
         log::warn!(
             "{peer}: {} {} answered {status} by {handler}",

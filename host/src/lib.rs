@@ -4,8 +4,9 @@
 //! [`server`] binds and runs the worker [`pool`], whose workers wait on one [`poller`] and own a
 //! [`conn`]ection between wake-ups ([`connections`] holds them in between); [`http`] is the wire format;
 //! [`dispatch`] asks the [`router`] which [`handler::Handler`] answers: [`plugins`], [`static_files`] or a
-//! built-in. [`sys`] holds the few system calls std lacks.
+//! built-in; [`access_log`] writes a line per answered request. [`sys`] holds the few system calls std lacks.
 
+pub mod access_log;
 pub mod app;
 pub mod config;
 pub mod conn;
