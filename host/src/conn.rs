@@ -126,14 +126,14 @@ pub struct Conn {
     /// Work is left that no readiness event will announce: see [`Next::Again`].
     resume: bool,
     /// When this connection must next make progress; set by the owner before parking.
-    pub deadline: Instant,
+    deadline: Instant,
     /// The deadline passed while parked; the next owner must close it.
-    pub expired: bool,
+    expired: bool,
     /// The poller reports writability too: set once a write found the socket full.
-    pub watching_writes: bool,
+    watching_writes: bool,
     /// An event reported that the peer shut down its sending side: once a read leaves nothing behind, the
     /// input has ended (no further event will say so).
-    pub hung_up: bool,
+    hung_up: bool,
 }
 
 impl Conn {
@@ -172,9 +172,36 @@ impl Conn {
         self.input.is_empty() && self.output.is_empty()
     }
 
-    /// Responses wait for room in the socket's send buffer.
-    pub fn has_pending_output(&self) -> bool {
-        !self.output.is_empty()
+    /// Output waits for room in the socket, and the poller does not yet report writability: the owner must
+    /// ask it to, then say so with [`Conn::write_events_watched`]. A connection never written full never
+    /// costs that system call.
+    pub fn needs_write_events(&self) -> bool {
+        !self.output.is_empty() && !self.watching_writes
+    }
+
+    /// The poller now reports this connection's writability as well as its input.
+    pub fn write_events_watched(&mut self) {
+        self.watching_writes = true;
+    }
+
+    /// An event reported that the peer shut down its sending side.
+    pub fn note_hangup(&mut self) {
+        self.hung_up = true;
+    }
+
+    #[cfg(test)]
+    pub(crate) fn hung_up(&self) -> bool {
+        self.hung_up
+    }
+
+    /// Marks a parked connection expired when its deadline has passed at `now` (or, when `closing_idle`,
+    /// when it is idle); returns whether it newly is, and so needs a wake-up to be closed by its next owner.
+    pub fn expire(&mut self, now: Instant, closing_idle: bool) -> bool {
+        if self.expired || !(self.deadline <= now || (closing_idle && self.is_idle())) {
+            return false;
+        }
+        self.expired = true;
+        true
     }
 
     /// Serves the connection after an event and says what to do with it next.

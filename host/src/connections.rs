@@ -93,7 +93,9 @@ impl Connections {
         };
         match std::mem::replace(&mut slot.state, busy) {
             State::Parked(mut conn) => {
-                conn.hung_up |= event.hangup;
+                if event.hangup {
+                    conn.note_hangup();
+                }
                 Some(conn)
             }
             other => {
@@ -146,11 +148,9 @@ impl Connections {
             let State::Parked(conn) = &mut slot.state else {
                 continue;
             };
-            if conn.expired || !(conn.deadline <= now || (closing_idle && conn.is_idle())) {
-                continue;
+            if conn.expire(now, closing_idle) {
+                expired.push(Event::internal(token(index as u32, slot.generation)));
             }
-            conn.expired = true;
-            expired.push(Event::internal(token(index as u32, slot.generation)));
         }
         expired
     }
@@ -228,7 +228,7 @@ mod tests {
             "its worker learns of the events, the hang-up included"
         );
         let again = table.take(hangup).unwrap();
-        assert!(again.hung_up, "the connection knows of the hang-up");
+        assert!(again.hung_up(), "the connection knows of the hang-up");
         assert_eq!(table.park(token, again), None, "and only once");
     }
 
