@@ -429,7 +429,7 @@ impl Conn {
             keep_alive,
             http10: head.version == Version::Http10,
         };
-        let dropped = response::write_head(out, status, &headers, framing, date);
+        let dropped = response::write_head(out, status, headers.iter(), framing, date);
         if dropped > 0 {
             log::debug!(
                 "{}: dropped {dropped} host-owned or invalid header field(s) from the handler",

@@ -10,6 +10,9 @@ pub mod parse;
 pub mod percent;
 pub mod response;
 mod scan;
+pub(crate) mod syntax;
 
 pub use body::BodyFraming;
-pub use parse::{HeadLimits, Header, Headers, ParseError, RequestHead, Version, parse_head};
+pub use headers::{Header, Headers};
+pub use parse::{HeadLimits, ParseError, RequestHead, parse_head};
+pub use syntax::Version;
