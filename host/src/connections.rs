@@ -166,15 +166,18 @@ impl Connections {
 
 #[cfg(test)]
 mod tests {
-    use std::net::{TcpListener, TcpStream};
+    use std::net::TcpStream;
+    use std::os::fd::OwnedFd;
+    use std::os::unix::net::UnixStream;
 
     use super::*;
     use crate::config::Config;
 
-    fn conn() -> (Box<Conn>, TcpStream) {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (socket, peer) = listener.accept().unwrap();
+    /// A connection over a Unix socket pair (no network needed), and its client end.
+    fn conn() -> (Box<Conn>, UnixStream) {
+        let (server, client) = UnixStream::pair().unwrap();
+        let socket = TcpStream::from(OwnedFd::from(server));
+        let peer = "192.0.2.1:4000".parse().unwrap();
         (
             Box::new(Conn::new(socket, peer, &Config::for_tests().timeouts)),
             client,

@@ -1,7 +1,7 @@
 //! How many workers wait for events, and when the others join or step aside: the pool's policy. The
 //! workers' loop itself is `worker.rs`; this module decides, and its decisions are pure functions of time
 //! and load ([`Capacity::wanted`], [`Capacity::needs_spare`], [`Capacity::steps_aside`], [`Nap::choose`]),
-//! tested without threads.
+//! tested without threads (`docs/ARCHITECTURE.md` §4.4).
 //!
 //! Each worker more waiting for events costs context switches: it is woken for every event that comes
 //! while the others are busy. On 2 cores, with one worker in the loop plaintext cost 6.1 us of CPU and

@@ -1,6 +1,6 @@
 //! One worker's loop, leader/followers style: workers wait on one shared readiness set, and the one woken
 //! serves that connection (or accepts new ones) itself. No hand-off between threads per request, and a
-//! handler that blocks delays only its own connection (`docs/ARCHITECTURE.md`, "Connection model").
+//! handler that blocks delays only its own connection (`docs/ARCHITECTURE.md` §4.2).
 //!
 //! A turn of the loop: take a wake-up (from the [`Ready`] queue, else from `epoll_wait`), accept or serve
 //! it, and sweep deadlines when due. One `epoll_wait` may return several events: the worker serves the

@@ -50,6 +50,14 @@ impl BodyError {
             BodyError::Malformed => 400,
         }
     }
+
+    /// A short human text for the error response body and the debug log.
+    pub fn reason(self) -> &'static str {
+        match self {
+            BodyError::TooLarge => "request body too large",
+            BodyError::Malformed => "malformed chunked body",
+        }
+    }
 }
 
 /// Appends `data` as one chunk (RFC 9112 §7.1): hex size, CRLF, data, CRLF. Empty data writes nothing,
