@@ -76,6 +76,15 @@ impl<'b> RequestHead<'b> {
             .map(|h| h.value)
     }
 
+    /// Every value of the field `name` (ASCII case-insensitive), in order: list-valued fields may be split
+    /// over several lines (RFC 9110 §5.3).
+    pub fn field_values<'h>(&'h self, name: &'h str) -> impl Iterator<Item = &'b [u8]> + 'h {
+        self.headers
+            .iter()
+            .filter(move |h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value)
+    }
+
     /// Appends the head in wire form, as a client would send it (single spaces, `name: value`, CRLFs,
     /// `HTTP/1.0` or `HTTP/1.1`). Parsing the result gives this head again; tests and fuzz targets rely on it.
     pub fn write_to(&self, out: &mut Vec<u8>) {
