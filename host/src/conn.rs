@@ -7,8 +7,15 @@
 //! ([`Next::Again`]): no event would come for the bytes still waiting. A short read emptied the socket.
 //!
 //! A connection owns no read buffer while idle: the worker lends its own, and only the bytes of a request
-//! still arriving are kept here (DESIGN.md: 5,000 idle connections in 2.2 MiB).
+//! still arriving are kept here (5,000 idle connections in 2.2 MiB; `docs/ARCHITECTURE.md` §4.5).
+//!
+//! The state is explicit and private: [`Reading`] says where the request now arriving stands (none yet,
+//! its head, its body) or that the connection is closing (and whether it lingers), [`PeerInput`] whether
+//! the peer may still send, and the output queue what waits for room in the socket. The worker and the
+//! connection table drive it through methods only (`serve`, `expire`, `note_hangup`,
+//! `write_events_watched`).
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io;
@@ -87,6 +94,57 @@ struct ChunkedBody {
     data: Vec<u8>,
 }
 
+/// Where the connection stands in reading requests: one request at a time, then, once no further request
+/// will be read, closing. Each state carries what only it needs, so a body cannot be arriving for a head
+/// not yet read, nor a connection linger without closing.
+enum Reading {
+    /// Between requests: nothing of the next one has arrived.
+    Idle,
+    /// A request's head is arriving, since `started` (the header timeout counts from there).
+    Head { started: Instant },
+    /// Its head is complete and its body arriving.
+    Body(BodyArriving),
+    /// No further request will be read (after an error, `Connection: close` or during shutdown): the
+    /// connection closes once its output is sent. `linger`: unread bytes may still come, so closing must
+    /// linger, or they would turn our answer into a reset.
+    Closing { linger: bool },
+    /// Our write side is shut; we only read and discard until the peer closes or [`LINGER`] passes.
+    Lingering,
+}
+
+/// A request whose head is in and whose body is not yet.
+struct BodyArriving {
+    /// The request's first byte: its answer's time in the access log counts from here.
+    started: Instant,
+    /// The end of the head: the body timeout counts from here.
+    since: Instant,
+    /// `100 Continue` was sent.
+    continue_sent: bool,
+    /// A chunked body decoded as far as its complete chunks go, so each byte is decoded once however many
+    /// reads the body takes.
+    chunked: ChunkedBody,
+}
+
+/// Whether the peer may still send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PeerInput {
+    Open,
+    /// An event reported that the peer shut down its sending side: once a read leaves nothing behind, the
+    /// input has ended (no further event will say so).
+    HungUp,
+    /// The peer's input has ended: every byte it sent was read.
+    Ended,
+}
+
+/// A request's body as it is handed to the handler.
+enum BodyRead<'b> {
+    /// The whole body (borrowed from the connection's bytes, or decoded from chunks) and the bytes its
+    /// framing took after the head.
+    Complete(Cow<'b, [u8]>, usize),
+    /// More bytes are needed; a chunked body's progress so far, to keep until they come.
+    Partial(ChunkedBody),
+}
+
 /// Output the socket did not take yet.
 enum Pending {
     Bytes {
@@ -105,35 +163,19 @@ pub struct Conn {
     peer: SocketAddr,
     /// Bytes of a request still arriving; empty (no allocation) between requests.
     input: Vec<u8>,
+    reading: Reading,
+    peer_input: PeerInput,
+    /// Answers waiting for room in the socket, oldest first; empty (no allocation) while the socket takes
+    /// every answer at once.
     output: VecDeque<Pending>,
-    /// A chunked body still arriving, decoded as far as its complete chunks go, so each byte is decoded once
-    /// however many reads the body takes.
-    chunked: Option<ChunkedBody>,
-    /// First byte of the request now arriving: the header timeout counts from here.
-    request_started: Option<Instant>,
-    /// End of the head whose body is still arriving: the body timeout counts from here.
-    body_started: Option<Instant>,
-    /// `100 Continue` already sent for the request now arriving.
-    continue_sent: bool,
-    /// No further request will be read: after an error, `Connection: close` or during shutdown.
-    closing: bool,
-    /// Unread bytes may still come: closing must linger so they do not turn into a reset.
-    linger: bool,
-    /// Our write side is shut; we only read and discard until the peer closes or `LINGER` passes.
-    lingering: bool,
-    /// The peer shut down its sending side.
-    peer_done: bool,
+    /// The poller reports writability too: set once a write found the socket full.
+    watching_writes: bool,
     /// Work is left that no readiness event will announce: see [`Next::Again`].
     resume: bool,
-    /// When this connection must next make progress; set by the owner before parking.
-    pub deadline: Instant,
+    /// When this connection must next make progress; set when it is served, read by the deadline sweep.
+    deadline: Instant,
     /// The deadline passed while parked; the next owner must close it.
-    pub expired: bool,
-    /// The poller reports writability too: set once a write found the socket full.
-    pub watching_writes: bool,
-    /// An event reported that the peer shut down its sending side: once a read leaves nothing behind, the
-    /// input has ended (no further event will say so).
-    pub hung_up: bool,
+    expired: bool,
 }
 
 impl Conn {
@@ -142,20 +184,13 @@ impl Conn {
             socket,
             peer,
             input: Vec::new(),
-            chunked: None,
+            reading: Reading::Idle,
+            peer_input: PeerInput::Open,
             output: VecDeque::new(),
-            request_started: None,
-            body_started: None,
-            continue_sent: false,
-            closing: false,
-            linger: false,
-            lingering: false,
-            peer_done: false,
+            watching_writes: false,
             resume: false,
             deadline: Instant::now() + timeouts.header,
             expired: false,
-            watching_writes: false,
-            hung_up: false,
         }
     }
 
@@ -172,9 +207,47 @@ impl Conn {
         self.input.is_empty() && self.output.is_empty()
     }
 
-    /// Responses wait for room in the socket's send buffer.
-    pub fn has_pending_output(&self) -> bool {
-        !self.output.is_empty()
+    /// Output waits for room in the socket, and the poller does not yet report writability: the owner must
+    /// ask it to, then say so with [`Conn::write_events_watched`]. A connection never written full never
+    /// costs that system call.
+    pub fn needs_write_events(&self) -> bool {
+        !self.output.is_empty() && !self.watching_writes
+    }
+
+    /// The poller now reports this connection's writability as well as its input.
+    pub fn write_events_watched(&mut self) {
+        self.watching_writes = true;
+    }
+
+    /// An event reported that the peer shut down its sending side.
+    pub fn note_hangup(&mut self) {
+        if self.peer_input == PeerInput::Open {
+            self.peer_input = PeerInput::HungUp;
+        }
+    }
+
+    /// Whether an event reported that the peer shut down its sending side.
+    #[cfg(test)]
+    pub(crate) fn hung_up(&self) -> bool {
+        self.peer_input != PeerInput::Open
+    }
+
+    /// Marks a parked connection expired when its deadline has passed at `now` (or, when `closing_idle`,
+    /// when it is idle); returns whether it newly is, and so needs a wake-up to be closed by its next owner.
+    pub fn expire(&mut self, now: Instant, closing_idle: bool) -> bool {
+        if self.expired || !(self.deadline <= now || (closing_idle && self.is_idle())) {
+            return false;
+        }
+        self.expired = true;
+        true
+    }
+
+    fn is_closing(&self) -> bool {
+        matches!(self.reading, Reading::Closing { .. } | Reading::Lingering)
+    }
+
+    fn input_ended(&self) -> bool {
+        self.peer_input == PeerInput::Ended
     }
 
     /// Serves the connection after an event and says what to do with it next.
@@ -188,13 +261,14 @@ impl Conn {
             Ok(false) => return self.park_for_write(now, cx),
             Err(_) => return Next::Close,
         }
-        if self.lingering {
-            return self.discard_input();
-        }
-        if !self.closing {
-            if let Err(err) = self.read_and_answer(scratch, cx, now) {
-                log::debug!("{}: connection error: {err}", self.peer);
-                return Next::Close;
+        match self.reading {
+            Reading::Lingering => return self.discard_input(),
+            Reading::Closing { .. } => {}
+            Reading::Idle | Reading::Head { .. } | Reading::Body(_) => {
+                if let Err(err) = self.read_and_answer(scratch, cx, now) {
+                    log::debug!("{}: connection error: {err}", self.peer);
+                    return Next::Close;
+                }
             }
         }
         self.next_step(now, cx)
@@ -217,7 +291,7 @@ impl Conn {
         } else {
             std::mem::take(&mut self.input)
         };
-        let read = if self.peer_done {
+        let read = if self.input_ended() {
             Ok(0)
         } else {
             sys::read_append(&self.socket, &mut buf, READ_CHUNK)
@@ -225,7 +299,7 @@ impl Conn {
         let mut consumed = 0;
         let outcome = match read {
             Ok(0) => {
-                self.peer_done = true;
+                self.peer_input = PeerInput::Ended;
                 self.answer_and_write(&buf, &mut consumed, scratch, cx, now)
             }
             Ok(n) => {
@@ -234,7 +308,9 @@ impl Conn {
                 let answered = self.answer_and_write(&buf, &mut consumed, scratch, cx, now);
                 // After a hang-up, a short read took the last bytes: the requests in them are answered,
                 // and the input has ended (no event will come to read the end of it).
-                self.peer_done |= self.hung_up && n < READ_CHUNK;
+                if self.peer_input == PeerInput::HungUp && n < READ_CHUNK {
+                    self.peer_input = PeerInput::Ended;
+                }
                 answered
             }
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
@@ -261,7 +337,7 @@ impl Conn {
             let used = self.answer_all(&buf[*consumed..], scratch, cx, now);
             *consumed += used;
             self.write_out(scratch)?;
-            if used == 0 || *consumed == buf.len() || self.closing || !self.output.is_empty() {
+            if used == 0 || *consumed == buf.len() || self.is_closing() || !self.output.is_empty() {
                 return Ok(());
             }
         }
@@ -277,99 +353,125 @@ impl Conn {
     ) -> usize {
         let mut at = 0;
         while at < buf.len()
-            && !self.closing
+            && !self.is_closing()
             && self.output.is_empty()
             && scratch.out.len() < OUTPUT_HIGH_WATER
         {
-            self.request_started.get_or_insert(now);
-            match self.answer_one(&buf[at..], scratch, cx) {
-                Some(used) => {
-                    at += used;
-                    self.request_started = None;
-                    self.body_started = None;
-                    self.continue_sent = false;
+            let started = match self.reading {
+                Reading::Head { started } | Reading::Body(BodyArriving { started, .. }) => started,
+                _ => {
+                    self.reading = Reading::Head { started: now };
+                    now
                 }
+            };
+            match self.answer_one(&buf[at..], started, scratch, cx) {
+                Some(used) => at += used,
                 None => break,
             }
         }
         at
     }
 
-    /// Answers the request at the start of `buf`, if it is complete (or refuses it if it is broken);
-    /// returns the bytes it took. `None`: wait for more bytes.
-    fn answer_one(&mut self, buf: &[u8], scratch: &mut Scratch, cx: &Context<'_>) -> Option<usize> {
+    /// Answers the request at the start of `buf`, which began arriving at `started`, if it is complete (or
+    /// refuses it if it is broken); returns the bytes it took. `None`: wait for more bytes.
+    fn answer_one(
+        &mut self,
+        buf: &[u8],
+        started: Instant,
+        scratch: &mut Scratch,
+        cx: &Context<'_>,
+    ) -> Option<usize> {
         let (head, head_len) = match parse_head(buf, &cx.limits.head) {
             Ok(Some(parsed)) => parsed,
             Ok(None) => return None,
             Err(err) => {
-                self.refuse(scratch, cx, err.status(), &err.to_string());
+                self.refuse(scratch, cx, err.status(), err.reason());
                 return None;
             }
         };
-        let rest = &buf[head_len..];
-        let chunked_body: Vec<u8>;
-        let (body, body_len) = match head.body {
-            BodyFraming::None => (&[][..], 0),
-            BodyFraming::Length(len) if len > cx.limits.max_body_bytes => {
-                self.refuse(scratch, cx, 413, "request body too large");
-                return None;
-            }
-            BodyFraming::Length(len) => match rest.get(..len as usize) {
-                Some(body) => (body, body.len()),
-                None => return self.await_body(&head, scratch),
-            },
-            BodyFraming::Chunked => {
-                let mut chunked = self.chunked.take().unwrap_or_default();
-                match decode_chunked_resume(
-                    rest,
-                    cx.limits.max_body_bytes,
-                    &mut chunked.progress,
-                    &mut chunked.data,
-                ) {
-                    Ok(Some(used)) => {
-                        chunked_body = chunked.data;
-                        (&chunked_body[..], used)
-                    }
-                    Ok(None) => {
-                        self.chunked = Some(chunked);
-                        return self.await_body(&head, scratch);
-                    }
-                    Err(BodyError::TooLarge) => {
-                        self.refuse(scratch, cx, 413, "request body too large");
-                        return None;
-                    }
-                    Err(BodyError::Malformed) => {
-                        self.refuse(scratch, cx, 400, "malformed chunked body");
-                        return None;
-                    }
+        let (body, body_len) =
+            match self.read_body(&head, &buf[head_len..], cx.limits.max_body_bytes) {
+                Ok(BodyRead::Complete(body, len)) => (body, len),
+                Ok(BodyRead::Partial(chunked)) => {
+                    self.await_body(&head, started, chunked, scratch);
+                    return None;
                 }
-            }
-        };
-        let started = self.request_started.unwrap_or_else(Instant::now);
+                Err(err) => {
+                    self.refuse(scratch, cx, err.status(), err.reason());
+                    return None;
+                }
+            };
         let request = Request {
             head: &head,
             params: &[],
-            body,
+            body: &body,
             peer: self.peer,
         };
         let (response, handler) = dispatch::dispatch(cx.router, &request);
-        let keep_alive = head.keep_alive && !cx.shutting_down() && !self.peer_done;
+        let keep_alive = head.keep_alive && !cx.shutting_down() && !self.input_ended();
         let sent = self.queue_response(&mut scratch.out, response, &head, keep_alive, cx.date);
         access_log(self.peer, &head, sent, started, handler);
-        if !keep_alive {
-            self.closing = true;
-        }
+        self.reading = if keep_alive {
+            Reading::Idle
+        } else {
+            Reading::Closing { linger: false }
+        };
         Some(head_len + body_len)
     }
 
-    /// The head is in, its body is not: say `100 Continue` if the client waits for it, start the body clock.
-    fn await_body(&mut self, head: &RequestHead<'_>, scratch: &mut Scratch) -> Option<usize> {
-        if head.expect_continue && head.version == Version::Http11 && !self.continue_sent {
-            scratch.out.extend_from_slice(CONTINUE);
-            self.continue_sent = true;
+    /// The body of the request `head` (RFC 9112 §6.3), from `rest`, the bytes after the head: complete, or
+    /// still arriving. A chunked body resumes from the progress kept while it arrives.
+    fn read_body<'b>(
+        &mut self,
+        head: &RequestHead<'_>,
+        rest: &'b [u8],
+        max: u64,
+    ) -> Result<BodyRead<'b>, BodyError> {
+        match head.body {
+            BodyFraming::None => Ok(BodyRead::Complete(Cow::Borrowed(&[]), 0)),
+            BodyFraming::Length(len) if len > max => Err(BodyError::TooLarge),
+            BodyFraming::Length(len) => Ok(match rest.get(..len as usize) {
+                Some(body) => BodyRead::Complete(Cow::Borrowed(body), body.len()),
+                None => BodyRead::Partial(ChunkedBody::default()),
+            }),
+            BodyFraming::Chunked => {
+                let mut chunked = match &mut self.reading {
+                    Reading::Body(arriving) => std::mem::take(&mut arriving.chunked),
+                    _ => ChunkedBody::default(),
+                };
+                let decoded =
+                    decode_chunked_resume(rest, max, &mut chunked.progress, &mut chunked.data)?;
+                Ok(match decoded {
+                    Some(used) => BodyRead::Complete(Cow::Owned(chunked.data), used),
+                    None => BodyRead::Partial(chunked),
+                })
+            }
         }
-        self.body_started.get_or_insert_with(Instant::now);
-        None
+    }
+
+    /// The head is in, its body is not: start the body clock (once), say `100 Continue` if the client
+    /// waits for it, and keep a chunked body's progress.
+    fn await_body(
+        &mut self,
+        head: &RequestHead<'_>,
+        started: Instant,
+        chunked: ChunkedBody,
+        scratch: &mut Scratch,
+    ) {
+        let (since, mut continue_sent) = match &self.reading {
+            Reading::Body(arriving) => (arriving.since, arriving.continue_sent),
+            _ => (Instant::now(), false),
+        };
+        if head.expect_continue && head.version == Version::Http11 && !continue_sent {
+            scratch.out.extend_from_slice(CONTINUE);
+            continue_sent = true;
+        }
+        self.reading = Reading::Body(BodyArriving {
+            started,
+            since,
+            continue_sent,
+            chunked,
+        });
     }
 
     /// Answers a request the host refuses before any handler sees it, and closes after it.
@@ -379,8 +481,7 @@ impl Conn {
             log::warn!("{}: answered {status}: {reason}", self.peer);
         }
         response::write_error(&mut scratch.out, status, reason, cx.date);
-        self.closing = true;
-        self.linger = true;
+        self.reading = Reading::Closing { linger: true };
     }
 
     /// Appends the response to `out` (or queues it, for file bodies); returns the body bytes it carries.
@@ -402,7 +503,7 @@ impl Conn {
             keep_alive,
             http10: head.version == Version::Http10,
         };
-        let dropped = response::write_head(out, status, &headers, framing, date);
+        let dropped = response::write_head(out, status, headers.iter(), framing, date);
         if dropped > 0 {
             log::debug!(
                 "{}: dropped {dropped} host-owned or invalid header field(s) from the handler",
@@ -529,20 +630,20 @@ impl Conn {
         if !self.output.is_empty() {
             return self.park_for_write(now, cx);
         }
-        if self.closing {
-            return self.start_closing(now);
+        if let Reading::Closing { linger } = self.reading {
+            return self.start_closing(linger, now);
         }
-        if self.peer_done {
+        if self.input_ended() {
             return Next::Close;
         }
-        self.deadline = match (self.body_started, self.request_started) {
-            (Some(body), _) => body + cx.timeouts.body,
-            (None, Some(head)) if !self.input.is_empty() => head + cx.timeouts.header,
+        self.deadline = match &self.reading {
+            Reading::Body(arriving) => arriving.since + cx.timeouts.body,
+            Reading::Head { started } if !self.input.is_empty() => *started + cx.timeouts.header,
             _ if cx.shutting_down() => return Next::Close,
             _ => now + cx.timeouts.idle,
         };
         if self.input.is_empty() {
-            self.request_started = None;
+            self.reading = Reading::Idle;
         }
         self.park()
     }
@@ -562,13 +663,13 @@ impl Conn {
     }
 
     /// Shuts our side; lingers when the client may still be sending, so it reads our answer, not a reset.
-    fn start_closing(&mut self, now: Instant) -> Next {
-        if !self.linger || self.peer_done {
+    fn start_closing(&mut self, linger: bool, now: Instant) -> Next {
+        if !linger || self.input_ended() {
             // close() sends the same FIN a shutdown would: one system call less per closed connection.
             return Next::Close;
         }
         let _ = self.socket.shutdown(Shutdown::Write);
-        self.lingering = true;
+        self.reading = Reading::Lingering;
         self.input = Vec::new();
         self.deadline = now + LINGER;
         self.park()
@@ -587,7 +688,8 @@ impl Conn {
 
     /// The deadline passed: a request half-received gets a 408, anything else is simply closed.
     fn on_expired(&mut self, cx: &Context<'_>) -> Next {
-        if !self.input.is_empty() && !self.lingering && self.output.is_empty() {
+        let lingering = matches!(self.reading, Reading::Lingering);
+        if !self.input.is_empty() && !lingering && self.output.is_empty() {
             log::debug!("{}: request timed out", self.peer);
             let mut out = Vec::new();
             response::write_error(&mut out, 408, "request timeout", cx.date);
@@ -639,5 +741,322 @@ fn access_log(
             head.method,
             head.target.escape_debug()
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::os::fd::OwnedFd;
+    use std::os::unix::net::UnixStream;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::handler::Handler;
+    use crate::router::RouterBuilder;
+
+    /// Answers with the request's body; `GET /big` with 4 MiB, more than a socket buffer holds.
+    struct Echo;
+
+    impl Handler for Echo {
+        fn handle(&self, req: &Request<'_>) -> Response {
+            let body = if req.head.path == "/big" {
+                vec![b'x'; 4 << 20]
+            } else {
+                req.body.to_vec()
+            };
+            Response::new(200, Body::Bytes(body))
+        }
+    }
+
+    /// A connection whose client end the test holds. A Unix socket pair stands in for TCP: every call the
+    /// connection makes (recv, send, sendfile, shutdown) works on it alike, and no network is involved.
+    struct Pair {
+        conn: Conn,
+        client: UnixStream,
+        router: Router,
+        config: Config,
+        shutdown: OnceLock<Instant>,
+        scratch: Scratch,
+    }
+
+    impl Pair {
+        fn new() -> Pair {
+            let (server, client) = UnixStream::pair().unwrap();
+            server.set_nonblocking(true).unwrap();
+            client.set_nonblocking(true).unwrap();
+            let config = Config::for_tests();
+            let socket = TcpStream::from(OwnedFd::from(server));
+            let conn = Conn::new(socket, "192.0.2.1:4000".parse().unwrap(), &config.timeouts);
+            let mut routes = RouterBuilder::new();
+            routes
+                .add_all(
+                    &[("GET", "/"), ("GET", "/big"), ("POST", "/")],
+                    "echo",
+                    Arc::new(Echo),
+                )
+                .unwrap();
+            Pair {
+                conn,
+                client,
+                router: routes.build(),
+                config,
+                shutdown: OnceLock::new(),
+                scratch: Scratch::default(),
+            }
+        }
+
+        /// The client sends `bytes`, then the connection is served as if taken at `now`.
+        fn send_and_serve(&mut self, bytes: &[u8], now: Instant) -> Next {
+            self.client.write_all(bytes).unwrap();
+            self.serve(now)
+        }
+
+        fn serve(&mut self, now: Instant) -> Next {
+            let date = *b"Thu, 26 Nov 2026 20:00:00 GMT";
+            let cx = Context {
+                router: &self.router,
+                limits: &self.config.limits,
+                timeouts: &self.config.timeouts,
+                shutdown: &self.shutdown,
+                date: &date,
+                now,
+            };
+            self.conn.serve(&mut self.scratch, &cx)
+        }
+
+        /// What the server sent since the last call, and whether it shut its sending side after it.
+        fn received(&mut self) -> (String, bool) {
+            let mut out = Vec::new();
+            let mut chunk = [0u8; 64 * 1024];
+            loop {
+                match self.client.read(&mut chunk) {
+                    Ok(0) => return (String::from_utf8(out).unwrap(), true),
+                    Ok(n) => out.extend_from_slice(&chunk[..n]),
+                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                        return (String::from_utf8(out).unwrap(), false);
+                    }
+                    Err(err) => panic!("{err}"),
+                }
+            }
+        }
+
+        fn text(&mut self) -> String {
+            self.received().0
+        }
+    }
+
+    const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: h\r\n\r\n";
+
+    #[test]
+    fn an_answered_request_leaves_the_connection_idle_on_the_idle_timeout() {
+        let mut pair = Pair::new();
+        let now = Instant::now();
+        assert_eq!(pair.send_and_serve(GET, now), Next::Park);
+        assert!(pair.text().starts_with("HTTP/1.1 200 OK\r\n"));
+        assert!(matches!(pair.conn.reading, Reading::Idle));
+        assert!(pair.conn.is_idle());
+        assert_eq!(pair.conn.deadline, now + pair.config.timeouts.idle);
+    }
+
+    #[test]
+    fn a_head_in_pieces_keeps_its_first_byte_for_the_header_timeout() {
+        let mut pair = Pair::new();
+        let first = Instant::now();
+        assert_eq!(pair.send_and_serve(&GET[..20], first), Next::Park);
+        assert!(matches!(pair.conn.reading, Reading::Head { started } if started == first));
+        assert_eq!(pair.conn.deadline, first + pair.config.timeouts.header);
+        assert_eq!(pair.text(), "");
+        let later = first + Duration::from_secs(1);
+        assert_eq!(pair.send_and_serve(&GET[20..21], later), Next::Park);
+        assert_eq!(
+            pair.conn.deadline,
+            first + pair.config.timeouts.header,
+            "more bytes of the same head do not move its deadline"
+        );
+        pair.send_and_serve(&GET[21..], later);
+        assert!(pair.text().starts_with("HTTP/1.1 200 OK\r\n"));
+        assert!(matches!(pair.conn.reading, Reading::Idle));
+    }
+
+    #[test]
+    fn a_body_in_pieces_runs_on_the_body_clock_and_gets_one_100_continue() {
+        let mut pair = Pair::new();
+        let head =
+            b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n";
+        let now = Instant::now();
+        pair.send_and_serve(head, now);
+        assert_eq!(pair.text(), "HTTP/1.1 100 Continue\r\n\r\n");
+        let Reading::Body(arriving) = &pair.conn.reading else {
+            panic!("the body is arriving");
+        };
+        assert_eq!(arriving.started, now);
+        assert_eq!(
+            pair.conn.deadline,
+            arriving.since + pair.config.timeouts.body
+        );
+        pair.send_and_serve(b"01234", now);
+        assert_eq!(pair.text(), "", "100 Continue is sent once");
+        pair.send_and_serve(b"56789", now);
+        let text = pair.text();
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\n") && text.ends_with("\r\n\r\n0123456789"));
+        assert!(matches!(pair.conn.reading, Reading::Idle));
+    }
+
+    #[test]
+    fn a_chunked_body_over_several_reads_is_decoded_whole() {
+        let mut pair = Pair::new();
+        let now = Instant::now();
+        pair.send_and_serve(
+            b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+            now,
+        );
+        let Reading::Body(arriving) = &pair.conn.reading else {
+            panic!("the body is arriving");
+        };
+        assert_eq!(
+            arriving.chunked.data, b"hello",
+            "complete chunks are decoded at once"
+        );
+        pair.send_and_serve(b"6\r\n world\r\n0\r\n\r\n", now);
+        assert!(pair.text().ends_with("\r\n\r\nhello world"));
+        assert!(matches!(pair.conn.reading, Reading::Idle));
+    }
+
+    #[test]
+    fn pipelined_requests_are_answered_in_order_in_one_turn() {
+        let mut pair = Pair::new();
+        let two = [
+            GET,
+            b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi",
+        ]
+        .concat();
+        pair.send_and_serve(&two, Instant::now());
+        let text = pair.text();
+        assert_eq!(text.matches("HTTP/1.1 200 OK").count(), 2);
+        assert!(text.ends_with("\r\n\r\nhi"));
+    }
+
+    #[test]
+    fn a_refused_head_is_answered_then_the_connection_lingers_until_the_peer_closes() {
+        let mut pair = Pair::new();
+        let now = Instant::now();
+        assert_eq!(
+            pair.send_and_serve(b"GET / HTTP/1.1\r\n\r\n", now),
+            Next::Park
+        );
+        let (text, shut) = pair.received();
+        assert!(text.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{text}");
+        assert!(text.contains("Connection: close\r\n") && text.ends_with("missing Host header\n"));
+        assert!(shut, "our sending side is shut");
+        assert!(matches!(pair.conn.reading, Reading::Lingering));
+        assert_eq!(pair.conn.deadline, now + LINGER);
+        assert_eq!(
+            pair.send_and_serve(b"more bytes", now),
+            Next::Park,
+            "discarded"
+        );
+        pair.client.shutdown(Shutdown::Write).unwrap();
+        assert_eq!(pair.serve(now), Next::Close);
+    }
+
+    #[test]
+    fn body_errors_are_answered_with_their_own_status() {
+        let cases: [(&[u8], BodyError); 2] = [
+            (
+                b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999999\r\n\r\n",
+                BodyError::TooLarge,
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+                BodyError::Malformed,
+            ),
+        ];
+        for (request, error) in cases {
+            let mut pair = Pair::new();
+            pair.send_and_serve(request, Instant::now());
+            let text = pair.text();
+            let status_line = format!("HTTP/1.1 {} ", error.status());
+            assert!(text.starts_with(&status_line), "{text}");
+            assert!(text.ends_with(&format!("{}\n", error.reason())), "{text}");
+        }
+    }
+
+    #[test]
+    fn connection_close_closes_after_the_answer() {
+        let mut pair = Pair::new();
+        let next = pair.send_and_serve(
+            b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+            Instant::now(),
+        );
+        assert_eq!(next, Next::Close);
+        assert!(pair.text().contains("Connection: close\r\n"));
+    }
+
+    #[test]
+    fn during_shutdown_the_answer_closes_the_connection() {
+        let mut pair = Pair::new();
+        pair.shutdown.set(Instant::now()).unwrap();
+        assert_eq!(pair.send_and_serve(GET, Instant::now()), Next::Close);
+        assert!(pair.text().contains("Connection: close\r\n"));
+    }
+
+    #[test]
+    fn after_a_hang_up_the_last_request_is_answered_and_the_connection_closes() {
+        let mut pair = Pair::new();
+        pair.client.write_all(GET).unwrap();
+        pair.client.shutdown(Shutdown::Write).unwrap();
+        pair.conn.note_hangup();
+        assert_eq!(pair.serve(Instant::now()), Next::Close);
+        assert!(pair.text().starts_with("HTTP/1.1 200 OK\r\n"));
+    }
+
+    #[test]
+    fn a_deadline_expires_once_and_a_half_request_then_gets_408() {
+        let mut pair = Pair::new();
+        let now = Instant::now();
+        pair.send_and_serve(&GET[..10], now);
+        let deadline = now + pair.config.timeouts.header;
+        assert!(!pair.conn.expire(deadline - Duration::from_millis(1), false));
+        assert!(pair.conn.expire(deadline, false));
+        assert!(!pair.conn.expire(deadline, false), "one wake-up is enough");
+        assert_eq!(pair.serve(deadline), Next::Close);
+        assert!(pair.text().starts_with("HTTP/1.1 408 Request Timeout\r\n"));
+    }
+
+    #[test]
+    fn shutdown_expires_idle_connections_only() {
+        let mut pair = Pair::new();
+        let now = Instant::now();
+        pair.send_and_serve(&GET[..10], now);
+        assert!(!pair.conn.expire(now, true), "a request is arriving");
+        pair.send_and_serve(&GET[10..], now);
+        assert!(pair.conn.expire(now, true));
+        assert_eq!(pair.serve(now), Next::Close);
+    }
+
+    #[test]
+    fn output_the_socket_cannot_take_waits_for_write_events() {
+        let mut pair = Pair::new();
+        let now = Instant::now();
+        assert_eq!(
+            pair.send_and_serve(b"GET /big HTTP/1.1\r\nHost: h\r\n\r\n", now),
+            Next::Park
+        );
+        assert!(pair.conn.needs_write_events());
+        pair.conn.write_events_watched();
+        assert!(!pair.conn.needs_write_events(), "asked once");
+        assert_eq!(pair.conn.deadline, now + pair.config.timeouts.idle);
+        let mut total = pair.text().len();
+        for _ in 0..10_000 {
+            if pair.conn.output.is_empty() {
+                break;
+            }
+            pair.serve(now);
+            total += pair.text().len();
+        }
+        assert!(total > 4 << 20);
+        assert!(matches!(pair.conn.reading, Reading::Idle));
     }
 }

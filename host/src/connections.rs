@@ -93,7 +93,9 @@ impl Connections {
         };
         match std::mem::replace(&mut slot.state, busy) {
             State::Parked(mut conn) => {
-                conn.hung_up |= event.hangup;
+                if event.hangup {
+                    conn.note_hangup();
+                }
                 Some(conn)
             }
             other => {
@@ -146,11 +148,9 @@ impl Connections {
             let State::Parked(conn) = &mut slot.state else {
                 continue;
             };
-            if conn.expired || !(conn.deadline <= now || (closing_idle && conn.is_idle())) {
-                continue;
+            if conn.expire(now, closing_idle) {
+                expired.push(Event::internal(token(index as u32, slot.generation)));
             }
-            conn.expired = true;
-            expired.push(Event::internal(token(index as u32, slot.generation)));
         }
         expired
     }
@@ -166,15 +166,18 @@ impl Connections {
 
 #[cfg(test)]
 mod tests {
-    use std::net::{TcpListener, TcpStream};
+    use std::net::TcpStream;
+    use std::os::fd::OwnedFd;
+    use std::os::unix::net::UnixStream;
 
     use super::*;
     use crate::config::Config;
 
-    fn conn() -> (Box<Conn>, TcpStream) {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (socket, peer) = listener.accept().unwrap();
+    /// A connection over a Unix socket pair (no network needed), and its client end.
+    fn conn() -> (Box<Conn>, UnixStream) {
+        let (server, client) = UnixStream::pair().unwrap();
+        let socket = TcpStream::from(OwnedFd::from(server));
+        let peer = "192.0.2.1:4000".parse().unwrap();
         (
             Box::new(Conn::new(socket, peer, &Config::for_tests().timeouts)),
             client,
@@ -228,7 +231,7 @@ mod tests {
             "its worker learns of the events, the hang-up included"
         );
         let again = table.take(hangup).unwrap();
-        assert!(again.hung_up, "the connection knows of the hang-up");
+        assert!(again.hung_up(), "the connection knows of the hang-up");
         assert_eq!(table.park(token, again), None, "and only once");
     }
 

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use plugin_api::host::ResponseHeaders;
 
 use crate::http::RequestHead;
-use crate::http::response::is_valid_field;
+use crate::http::syntax::is_valid_field;
 
 /// One request as a handler sees it: borrowed views into the connection's buffer.
 pub struct Request<'a> {
@@ -200,4 +200,39 @@ impl Response {
 /// A route handler. Called concurrently from every worker through `&self`; a panic becomes a 500.
 pub trait Handler: Send + Sync {
     fn handle(&self, req: &Request<'_>) -> Response;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::response::{Framing, write_head};
+
+    #[test]
+    fn fields_that_would_forge_a_header_line_never_reach_the_wire() {
+        let mut fields = Fields::from(vec![
+            ("X-Evil".into(), "a\r\nSet-Cookie: x=1".into()),
+            ("Bad Name".into(), "v".into()),
+        ]);
+        fields.push(("X-Nul".into(), "a\0b".into()));
+        fields.push(("X-Ok".into(), "fine".into()));
+        assert_eq!(fields.len(), 1);
+        let framing = Framing {
+            body_len: 0,
+            keep_alive: true,
+            http10: false,
+        };
+        let mut out = Vec::new();
+        write_head(
+            &mut out,
+            200,
+            fields.iter(),
+            framing,
+            b"Thu, 26 Nov 2026 20:00:00 GMT",
+        );
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            !text.contains("Set-Cookie") && !text.contains("Bad Name") && !text.contains("X-Nul")
+        );
+        assert!(text.contains("X-Ok: fine\r\n"));
+    }
 }

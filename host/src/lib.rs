@@ -1,23 +1,30 @@
 //! plugd: an HTTP/1.1 server written from scratch whose route handlers are compiled plugins.
 //!
-//! The folder tree is the architecture: [`config`] turns the command line into a [`config::Config`];
-//! [`server`] binds and runs the worker [`pool`], whose workers wait on one [`poller`] and own a
-//! [`conn`]ection between wake-ups ([`connections`] holds them in between); [`http`] is the wire format;
-//! [`dispatch`] asks the [`router`] which [`handler::Handler`] answers: [`plugins`], [`static_files`] or a
-//! built-in; [`access_log`] writes a line per answered request. [`sys`] holds the few system calls std lacks.
+//! The folder tree is the architecture, top down (`docs/ARCHITECTURE.md` §2.1): [`app`] assembles a server
+//! from a [`config::Config`]; [`server`] binds and starts the workers (`worker.rs`: accept, serve, sweep),
+//! of which `pool.rs` decides how many wait on the `poller.rs` readiness set; `connections.rs` holds every
+//! open connection between wake-ups and `conn.rs` serves one; `dispatch.rs` asks the [`router`] which
+//! [`handler::Handler`] answers: [`plugins`], [`static_files`] or a built-in; [`http`] is the wire format;
+//! [`access_log`] writes a line per answered request; [`sys`] holds the few system calls std lacks. Every
+//! file imports only files below it (`tests/layering.rs` checks it).
+//!
+//! Public: what `main.rs`, the end-to-end tests, the benchmarks and the fuzz targets use. The engine's
+//! modules are private.
 
 pub mod access_log;
 pub mod app;
 pub mod config;
-pub mod conn;
-pub mod connections;
-pub mod dispatch;
+mod conn;
+mod connections;
+mod dispatch;
 pub mod handler;
 pub mod http;
 pub mod plugins;
-pub mod poller;
-pub mod pool;
+mod poller;
+mod pool;
+mod ready;
 pub mod router;
 pub mod server;
 pub mod static_files;
 pub mod sys;
+mod worker;

@@ -1,20 +1,16 @@
-//! The worker pool, leader/followers style: workers wait on one shared readiness set, and the one woken
-//! serves that connection (or accepts new ones) itself. No hand-off between threads per request, and a
-//! handler that blocks delays only its own connection (DESIGN.md measured both).
+//! How many workers wait for events, and when the others join or step aside: the pool's policy. The
+//! workers' loop itself is `worker.rs`; this module decides, and its decisions are pure functions of time
+//! and load ([`Capacity::wanted`], [`Capacity::needs_spare`], [`Capacity::steps_aside`], [`Nap::choose`]),
+//! tested without threads (`docs/ARCHITECTURE.md` §4.4).
 //!
-//! One `epoll_wait` may return several events: the worker serves the first and puts the others in the
-//! shared [`Ready`] queue, which every worker empties before it waits again (one system call for many
-//! requests under load).
-//!
-//! How many workers run the loop adapts to the load, because each one more waiting for events costs
-//! context switches: it is woken for every event that comes while the others are busy. On 2 cores, with
-//! one worker in the loop plaintext cost 6.1 us of CPU and 0.04 context switches per request, with two
-//! 7.9 us and 0.27. So one worker waits for events, and the others are spares, parked off the readiness
-//! set. A spare joins the loop:
+//! Each worker more waiting for events costs context switches: it is woken for every event that comes
+//! while the others are busy. On 2 cores, with one worker in the loop plaintext cost 6.1 us of CPU and
+//! 0.04 context switches per request, with two 7.9 us and 0.27. So one worker waits for events, and the
+//! others are spares, parked off the readiness set. A spare joins the loop:
 //! - when every worker in the loop has been inside one connection for [`BLOCKED_AFTER`] (a handler that
 //!   blocks, or a worker the machine preempted): it takes the place of the blocked one;
-//! - when the watcher finds the queue deep at two checks in a row (more ready connections than one worker
-//!   keeps up with), up to one per core.
+//! - when the watcher finds the ready queue deep at two checks in a row (more ready connections than one
+//!   worker keeps up with), up to one per core.
 //!
 //! A worker seen sleeping in the kernel inside a handler (not merely preempted) shows that handlers here
 //! block: for [`BLOCKING_MEMORY`] after that, the pool keeps two unblocked workers in the loop, so that
@@ -22,31 +18,21 @@
 //! up to `--threads` of them at once.
 //!
 //! A worker steps aside again when it has nothing to do and more workers are in the loop than wanted.
+//!
+//! Times are microseconds on the pool's clock ([`Pool::micros_at`]), so that a worker's "serving since"
+//! fits in one atomic.
 
-use std::collections::VecDeque;
-use std::io;
-use std::net::Shutdown;
-use std::os::fd::AsRawFd;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::conn::{Conn, Context, Next, Scratch};
-use crate::connections::LISTENER;
-use crate::dispatch::panic_message;
-use crate::http::{date, response};
-use crate::poller::{Event, Events};
-use crate::server::Shared;
+use crate::ready::Ready;
 use crate::sys;
 
-/// How often deadlines are checked, and so the precision of every timeout.
-const SWEEP_EVERY: Duration = Duration::from_millis(100);
-/// Most events taken from the readiness set per `epoll_wait`.
-const EVENTS_PER_WAIT: usize = 16;
 /// Ready connections waiting in the queue from which a spare joins to help, when the watcher sees that
-/// many at two checks in a row: a worker preempted for a moment does not call one.
-const DEEP_QUEUE: usize = EVENTS_PER_WAIT / 2;
+/// many at two checks in a row: a worker preempted for a moment does not call one. Half of the events one
+/// `epoll_wait` returns (`worker.rs`).
+const DEEP_QUEUE: usize = 8;
 /// A worker serving one connection for longer than this counts as blocked, and a spare takes its place.
 /// Serving a request that does not block takes microseconds; this is far above that and below the 2 ms
 /// p99 a blocked worker must not cause to other connections.
@@ -58,71 +44,117 @@ const BLOCKING_MEMORY: Duration = Duration::from_secs(2);
 /// How often the watching spare looks for blocked workers while the server is active. Two 10 ms blockers
 /// on 2 cores, p99 of the other connections: 5.1 ms watching every 5 ms, 2.1 ms every 1 ms. Cost: ~1,000
 /// wake-ups a second of one thread, within noise of plaintext CPU per request; an idle server's watcher
-/// waits [`SWEEP_EVERY`] instead (idle CPU 80 -> 10 ms per 10 s), and the next event wakes it.
+/// waits [`IDLE_WAIT`] instead (idle CPU 80 -> 10 ms per 10 s), and the next event wakes it.
 const WATCH_EVERY: Duration = Duration::from_millis(1);
+/// How long a spare that is not watching closely waits before it looks again (whether shutdown is
+/// complete, whether it is needed): the same period as the deadline sweep.
+const IDLE_WAIT: Duration = Duration::from_millis(100);
+/// The server counts as active while events came within this long: no events, no worker can be blocked.
+const ACTIVE_FOR: Duration = Duration::from_millis(100);
+
+/// The pool's fixed shape.
+#[derive(Clone, Copy, Debug)]
+struct Capacity {
+    /// Every worker thread.
+    threads: usize,
+    /// Most unblocked workers in the loop at once: the number of cores.
+    runnable: usize,
+}
+
+/// What the pool's decisions depend on, read at one moment.
+#[derive(Clone, Copy, Debug, Default)]
+struct Load {
+    /// Workers in the event loop, blocked ones included.
+    in_loop: usize,
+    /// Workers serving one connection for longer than [`BLOCKED_AFTER`].
+    blocked: usize,
+    /// A handler was seen blocking within the last [`BLOCKING_MEMORY`].
+    blocking_lately: bool,
+    /// The ready queue was at least [`DEEP_QUEUE`] long at two checks in a row.
+    queue_stays_deep: bool,
+}
+
+impl Capacity {
+    /// How many workers the loop wants: the blocked ones, plus one to wait for events (two if a handler
+    /// blocked lately), plus up to one per core while the queue stays deep.
+    fn wanted(self, load: Load) -> usize {
+        let free = if load.queue_stays_deep {
+            self.runnable
+        } else if load.blocking_lately {
+            2
+        } else {
+            1
+        };
+        load.blocked + free
+    }
+
+    /// A spare should join: fewer workers are in the loop than wanted, and a spare exists.
+    fn needs_spare(self, load: Load) -> bool {
+        load.in_loop < self.threads && load.in_loop < self.wanted(load)
+    }
+
+    /// A worker with nothing to do leaves the loop: more workers are in it than wanted. The last one stays.
+    fn steps_aside(self, load: Load) -> bool {
+        load.in_loop > 1 && load.in_loop > self.wanted(load)
+    }
+}
+
+/// A worker that started serving one connection at `since` (0: not serving) is blocked at `now`.
+fn is_blocked(since: u64, now: u64) -> bool {
+    since != 0 && now.saturating_sub(since) > BLOCKED_AFTER.as_micros() as u64
+}
+
+/// How a waiting spare sleeps until it looks again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Nap {
+    /// The watcher of an active server: looks for blocked workers every [`WATCH_EVERY`].
+    Watch,
+    /// The watcher of an idle server: the next events wake it.
+    Doze,
+    /// A spare that is not the watcher: waits to be called.
+    Wait,
+}
+
+impl Nap {
+    /// `last_events`: when events last came.
+    fn choose(watcher: bool, now: u64, last_events: u64) -> Nap {
+        let active = now.saturating_sub(last_events) < ACTIVE_FOR.as_micros() as u64;
+        match (watcher, active) {
+            (true, true) => Nap::Watch,
+            (true, false) => Nap::Doze,
+            (false, _) => Nap::Wait,
+        }
+    }
+
+    fn timeout(self) -> Duration {
+        match self {
+            Nap::Watch => WATCH_EVERY,
+            Nap::Doze | Nap::Wait => IDLE_WAIT,
+        }
+    }
+}
 
 /// Which workers run the event loop, and the spares that join it.
 pub(crate) struct Pool {
-    /// Most unblocked workers in the loop at once: the number of cores.
-    runnable: usize,
+    capacity: Capacity,
     /// Workers in the event loop (blocked ones included); the others wait in `spares`.
     in_loop: AtomicUsize,
-    /// Per worker: microseconds since `epoch` at which it started serving a connection, 0 when not serving.
+    /// Per worker: when it started serving a connection, 0 when not serving.
     serving_since: Box<[AtomicU64]>,
     /// Per worker: its kernel thread id, to tell a blocked worker from a preempted one.
     thread_ids: Box<[AtomicI32]>,
     epoch: Instant,
-    /// Until when (microseconds since `epoch`) two unblocked workers stay in the loop: one blocked lately.
+    /// Until when two unblocked workers stay in the loop: one blocked lately.
     blocking_until: AtomicU64,
-    /// When the last events came (microseconds since `epoch`): the watcher watches closely only after.
+    /// When the last events came: the watcher watches closely only after.
     last_events: AtomicU64,
-    /// The watcher waits the long [`SWEEP_EVERY`]: the next events wake it.
+    /// The watcher waits the long [`IDLE_WAIT`]: the next events wake it.
     dozing: AtomicBool,
     /// A spare was called that has not joined yet (so it is called only once).
     called: AtomicBool,
     /// Whether one spare is watching; the others wait to be called.
     watching: Mutex<bool>,
     spares: Condvar,
-    /// Connections to serve without waiting for an event.
-    pub(crate) ready: Ready,
-}
-
-/// Wake-ups to serve before waiting for new events: the rest of an `epoll_wait` batch, events that reached
-/// a connection while it was busy, work no event will announce, and expired connections.
-#[derive(Default)]
-pub(crate) struct Ready {
-    events: Mutex<VecDeque<Event>>,
-    /// The queue's length, readable without the lock.
-    len: AtomicUsize,
-}
-
-impl Ready {
-    pub(crate) fn push(&self, events: impl IntoIterator<Item = Event>) {
-        let mut queue = self.lock();
-        queue.extend(events);
-        self.len.store(queue.len(), Ordering::Relaxed);
-    }
-
-    fn pop(&self) -> Option<Event> {
-        if self.len.load(Ordering::Relaxed) == 0 {
-            return None;
-        }
-        let mut queue = self.lock();
-        let event = queue.pop_front();
-        self.len.store(queue.len(), Ordering::Relaxed);
-        event
-    }
-
-    fn is_deep(&self) -> bool {
-        self.len.load(Ordering::Relaxed) >= DEEP_QUEUE
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Event>> {
-        // Each operation is one step, so a poisoned lock still holds a consistent queue.
-        self.events
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
 }
 
 impl Pool {
@@ -131,7 +163,10 @@ impl Pool {
         let threads = threads.max(1);
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Pool {
-            runnable: cores.clamp(1, threads),
+            capacity: Capacity {
+                threads,
+                runnable: cores.clamp(1, threads),
+            },
             in_loop: AtomicUsize::new(1),
             serving_since: (0..threads).map(|_| AtomicU64::new(0)).collect(),
             thread_ids: (0..threads).map(|_| AtomicI32::new(0)).collect(),
@@ -142,32 +177,54 @@ impl Pool {
             called: AtomicBool::new(false),
             watching: Mutex::new(false),
             spares: Condvar::new(),
-            ready: Ready::default(),
         }
     }
 
-    /// Microseconds since `epoch`, plus one (0 means "not serving").
+    /// `instant` on the pool's clock: microseconds since `epoch`, plus one (0 means "not serving").
+    pub(crate) fn micros_at(&self, instant: Instant) -> u64 {
+        instant.saturating_duration_since(self.epoch).as_micros() as u64 + 1
+    }
+
     fn micros(&self) -> u64 {
         self.micros_at(Instant::now())
     }
 
-    fn micros_at(&self, instant: Instant) -> u64 {
-        instant.saturating_duration_since(self.epoch).as_micros() as u64 + 1
+    /// Called by worker `id` on its own thread before it works: its thread can then be told sleeping from
+    /// preempted.
+    pub(crate) fn register_worker(&self, id: usize) {
+        self.thread_ids[id % self.thread_ids.len()].store(sys::thread_id(), Ordering::Relaxed);
     }
 
-    /// Indices of the workers serving one connection for longer than [`BLOCKED_AFTER`] at `now`.
+    /// Worker `id` starts serving one connection at `now`.
+    pub(crate) fn start_serving(&self, id: usize, now: u64) {
+        self.serving_since[id % self.serving_since.len()].store(now, Ordering::Relaxed);
+    }
+
+    /// Worker `id` is done with its connection; calls a spare if every worker in the loop is blocked
+    /// meanwhile.
+    pub(crate) fn stop_serving(&self, id: usize, now: u64) {
+        self.serving_since[id % self.serving_since.len()].store(0, Ordering::Relaxed);
+        self.call_spare_if_needed(now);
+    }
+
+    /// Indices of the workers blocked at `now`.
     fn blocked_workers(&self, now: u64) -> impl Iterator<Item = usize> + '_ {
-        let limit = BLOCKED_AFTER.as_micros() as u64;
         self.serving_since
             .iter()
             .map(|since| since.load(Ordering::Relaxed))
             .enumerate()
-            .filter(move |&(_, since)| since != 0 && now.saturating_sub(since) > limit)
+            .filter(move |&(_, since)| is_blocked(since, now))
             .map(|(worker, _)| worker)
     }
 
-    fn blocked(&self, now: u64) -> usize {
-        self.blocked_workers(now).count()
+    /// The load at `now`, `in_loop` workers being in the loop.
+    fn load(&self, now: u64, in_loop: usize, queue_stays_deep: bool) -> Load {
+        Load {
+            in_loop,
+            blocked: self.blocked_workers(now).count(),
+            blocking_lately: now < self.blocking_until.load(Ordering::Relaxed),
+            queue_stays_deep,
+        }
     }
 
     /// Remembers for [`BLOCKING_MEMORY`] that a handler blocks, when a worker inside one connection for
@@ -183,39 +240,28 @@ impl Pool {
         }
     }
 
-    /// How many workers the loop wants at `now`: the blocked ones, plus one to wait for events (two if a
-    /// handler blocked lately), plus up to one per core while the queue stays deep.
-    fn wanted(&self, now: u64, queue_stays_deep: bool) -> usize {
-        let blocked = self.blocked(now);
-        let free = if queue_stays_deep {
-            self.runnable
-        } else if now < self.blocking_until.load(Ordering::Relaxed) {
-            2
-        } else {
-            1
-        };
-        blocked + free
-    }
-
-    /// A spare should join: fewer workers are in the loop than wanted, and a spare exists.
     fn needs_spare(&self, now: u64, queue_stays_deep: bool) -> bool {
         let in_loop = self.in_loop.load(Ordering::Relaxed);
-        in_loop < self.serving_since.len() && in_loop < self.wanted(now, queue_stays_deep)
+        self.capacity
+            .needs_spare(self.load(now, in_loop, queue_stays_deep))
     }
 
     /// Calls a spare when every worker in the loop is blocked: a few atomic loads, and a futex wake per
     /// call.
-    fn call_spare_if_needed(&self, now: u64) {
+    pub(crate) fn call_spare_if_needed(&self, now: u64) {
         if self.needs_spare(now, false) && !self.called.swap(true, Ordering::Relaxed) {
             self.spares.notify_one();
         }
     }
 
-    /// With nothing to do: leaves the loop when more workers are in it than wanted.
-    fn steps_aside(&self) -> bool {
+    /// With nothing to do: leaves the loop (and returns `true`) when more workers are in it than wanted.
+    pub(crate) fn steps_aside(&self) -> bool {
         let mut in_loop = self.in_loop.load(Ordering::Relaxed);
         while in_loop > 1 {
-            if in_loop <= self.wanted(self.micros(), false) {
+            if !self
+                .capacity
+                .steps_aside(self.load(self.micros(), in_loop, false))
+            {
                 return false;
             }
             match self.in_loop.compare_exchange(
@@ -231,28 +277,29 @@ impl Pool {
         false
     }
 
-    /// Events came: notes when, and wakes a dozing watcher (the server was idle and is active again).
-    fn note_events(&self, now: u64) {
+    /// Events came at `now`: notes when, and wakes a dozing watcher (the server was idle and is active
+    /// again).
+    pub(crate) fn note_events(&self, now: u64) {
         self.last_events.store(now, Ordering::Relaxed);
         if self.dozing.load(Ordering::Relaxed) && self.dozing.swap(false, Ordering::Relaxed) {
             self.spares.notify_all();
         }
     }
 
-    /// Waits as a spare until the loop needs one more worker (then returns to join it) or shutdown is
-    /// complete.
-    fn wait_as_spare(&self, shared: &Shared) {
+    /// Waits as a spare until the loop needs one more worker (then returns to join it) or `finished`
+    /// says the server is done. `ready`: the queue whose depth calls spares.
+    pub(crate) fn wait_as_spare(&self, ready: &Ready, finished: impl Fn() -> bool) {
         let mut watching = self
             .watching
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut was_deep = false;
         loop {
-            if finished(shared) {
+            if finished() {
                 return;
             }
             let now = self.micros();
-            let deep = self.ready.is_deep();
+            let deep = ready.len() >= DEEP_QUEUE;
             if self.needs_spare(now, deep && was_deep) {
                 self.in_loop.fetch_add(1, Ordering::Relaxed);
                 return;
@@ -260,21 +307,13 @@ impl Pool {
             was_deep = deep;
             let watcher = !*watching;
             *watching = true;
-            // While no events come, no worker can be blocked: the watcher need not wake every millisecond,
-            // and an idle server stays idle. The next events wake it.
-            let active = now.saturating_sub(self.last_events.load(Ordering::Relaxed))
-                < SWEEP_EVERY.as_micros() as u64;
-            let timeout = if watcher && active {
-                WATCH_EVERY
-            } else {
-                SWEEP_EVERY
-            };
-            if watcher && !active {
+            let nap = Nap::choose(watcher, now, self.last_events.load(Ordering::Relaxed));
+            if nap == Nap::Doze {
                 self.dozing.store(true, Ordering::Relaxed);
             }
             watching = self
                 .spares
-                .wait_timeout(watching, timeout)
+                .wait_timeout(watching, nap.timeout())
                 .map_or_else(|poisoned| poisoned.into_inner().0, |(guard, _)| guard);
             if watcher {
                 *watching = false;
@@ -287,231 +326,106 @@ impl Pool {
     }
 }
 
-/// One worker's life: wait, serve, repeat, until shutdown is complete. Worker 0 starts in the loop, the
-/// others as spares.
-pub(crate) fn work(shared: &Shared, id: usize) {
-    let pool = &shared.pool;
-    let mut scratch = Scratch::default();
-    let mut events = Events::with_capacity(EVENTS_PER_WAIT);
-    pool.thread_ids[id % pool.thread_ids.len()].store(sys::thread_id(), Ordering::Relaxed);
-    if id > 0 {
-        pool.wait_as_spare(shared);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 4 threads on 2 cores.
+    const POOL: Capacity = Capacity {
+        threads: 4,
+        runnable: 2,
+    };
+
+    fn load(in_loop: usize, blocked: usize) -> Load {
+        Load {
+            in_loop,
+            blocked,
+            ..Load::default()
+        }
     }
-    let serving_since = &pool.serving_since[id % pool.serving_since.len()];
-    while !finished(shared) {
-        let event = match pool.ready.pop() {
-            Some(event) => Some(event),
-            None if pool.steps_aside() => {
-                pool.wait_as_spare(shared);
-                continue;
-            }
-            None => next_event(shared, &mut events),
+
+    #[test]
+    fn one_worker_waits_for_events_while_nothing_blocks() {
+        assert_eq!(POOL.wanted(load(1, 0)), 1);
+        assert!(!POOL.needs_spare(load(1, 0)));
+        assert!(!POOL.steps_aside(load(1, 0)), "the last worker stays");
+    }
+
+    #[test]
+    fn a_spare_takes_the_place_of_a_blocked_worker() {
+        assert!(POOL.needs_spare(load(1, 1)));
+        assert!(!POOL.needs_spare(load(2, 1)), "one free worker is enough");
+        assert!(POOL.needs_spare(load(2, 2)));
+    }
+
+    #[test]
+    fn no_spare_joins_when_every_thread_is_in_the_loop() {
+        assert!(!POOL.needs_spare(load(4, 4)));
+        let one = Capacity {
+            threads: 1,
+            runnable: 1,
         };
-        // One clock reading per turn serves the connection's clocks, the pool's and the sweep's.
-        let now = Instant::now();
-        let micros = pool.micros_at(now);
-        match event {
-            Some(event) if event.token == LISTENER => accept(shared),
-            Some(event) => {
-                serving_since.store(micros, Ordering::Relaxed);
-                serve(shared, event, now, &mut scratch);
-                serving_since.store(0, Ordering::Relaxed);
-                pool.call_spare_if_needed(micros);
-            }
-            None => {}
-        }
-        sweep_if_due(shared, now, micros);
+        assert!(!one.needs_spare(load(1, 1)));
     }
-}
 
-/// Waits for events; returns the first and queues the others for whichever worker is free next. New
-/// connections go first (as nginx posts accept events before the others): a connection waiting to be
-/// accepted has had no answer at all yet.
-fn next_event(shared: &Shared, events: &mut Events) -> Option<Event> {
-    if let Err(err) = shared.poller.wait(events, SWEEP_EVERY) {
-        log::error!("waiting for events failed: {err}");
-        std::thread::sleep(SWEEP_EVERY);
-        return None;
+    #[test]
+    fn two_free_workers_wait_for_a_while_after_a_handler_blocked() {
+        let lately = Load {
+            blocking_lately: true,
+            ..load(1, 0)
+        };
+        assert_eq!(POOL.wanted(lately), 2);
+        assert!(POOL.needs_spare(lately));
+        assert!(!POOL.steps_aside(Load {
+            in_loop: 2,
+            ..lately
+        }));
+        assert!(
+            POOL.steps_aside(load(2, 0)),
+            "once forgotten, the second steps aside"
+        );
     }
-    let first = events
-        .iter()
-        .find(|event| event.token == LISTENER)
-        .or_else(|| events.iter().next())?;
-    let pool = &shared.pool;
-    let now = pool.micros();
-    pool.note_events(now);
-    if events.iter().len() > 1 {
-        // One event per descriptor and wait, so `first` stands for itself only.
-        pool.ready
-            .push(events.iter().filter(|event| *event != first));
-        pool.call_spare_if_needed(now);
-    }
-    Some(first)
-}
 
-/// Shutdown began and every connection is gone, or its deadline passed.
-fn finished(shared: &Shared) -> bool {
-    match shared.shutdown_deadline.get() {
-        None => false,
-        Some(deadline) => Instant::now() >= *deadline || shared.connections.open() == 0,
+    #[test]
+    fn a_queue_that_stays_deep_calls_one_worker_per_core() {
+        let deep = Load {
+            queue_stays_deep: true,
+            ..load(1, 0)
+        };
+        assert_eq!(POOL.wanted(deep), POOL.runnable);
+        assert!(POOL.needs_spare(deep));
+        assert!(!POOL.needs_spare(Load { in_loop: 2, ..deep }));
     }
-}
 
-fn serve(shared: &Shared, event: Event, now: Instant, scratch: &mut Scratch) {
-    let token = event.token;
-    let Some(mut conn) = shared.connections.take(event) else {
-        return;
-    };
-    let date = date::now();
-    let cx = Context {
-        router: &shared.router,
-        limits: &shared.limits,
-        timeouts: &shared.timeouts,
-        shutdown: &shared.shutdown_deadline,
-        date: &date,
-        now,
-    };
-    let next =
-        catch_unwind(AssertUnwindSafe(|| conn.serve(scratch, &cx))).unwrap_or_else(|panic| {
-            log::error!(
-                "bug: panic while serving {}: {}",
-                conn.peer(),
-                panic_message(&*panic)
-            );
-            *scratch = Scratch::default();
-            Next::Close
-        });
-    if next == Next::Close {
-        return close(shared, token, conn);
+    #[test]
+    fn a_worker_steps_aside_only_when_more_are_in_the_loop_than_wanted() {
+        assert!(POOL.steps_aside(load(2, 0)));
+        assert!(!POOL.steps_aside(load(2, 1)), "one blocked, one free");
+        assert!(POOL.steps_aside(load(3, 1)));
     }
-    if conn.has_pending_output() && !conn.watching_writes {
-        if let Err(err) = shared.poller.watch_writes(conn.socket().as_raw_fd(), token) {
-            log::warn!("{}: cannot watch for writability: {err}", conn.peer());
-            return close(shared, token, conn);
-        }
-        conn.watching_writes = true;
+
+    #[test]
+    fn a_worker_counts_as_blocked_after_a_millisecond_in_one_connection() {
+        let limit = BLOCKED_AFTER.as_micros() as u64;
+        assert!(!is_blocked(0, 10 * limit), "not serving");
+        assert!(!is_blocked(100, 100 + limit));
+        assert!(is_blocked(100, 101 + limit));
+        assert!(!is_blocked(200, 100), "a clock read before the start");
     }
-    match shared.connections.park(token, conn) {
-        Some(missed) => shared.pool.ready.push([missed]),
-        None if next == Next::Again => shared.pool.ready.push([Event::internal(token)]),
-        None => {}
+
+    #[test]
+    fn the_watcher_watches_closely_only_while_events_come() {
+        let active = ACTIVE_FOR.as_micros() as u64;
+        assert_eq!(Nap::choose(true, 1_000, 900), Nap::Watch);
+        assert_eq!(Nap::choose(true, 1_000 + active, 1_000), Nap::Doze);
+        assert_eq!(Nap::choose(false, 1_000, 900), Nap::Wait);
+        assert_eq!(Nap::Watch.timeout(), WATCH_EVERY);
+        assert_eq!(Nap::Doze.timeout(), IDLE_WAIT);
     }
-}
 
-fn close(shared: &Shared, token: u64, conn: Box<Conn>) {
-    drop(conn);
-    shared.connections.remove(token);
-}
-
-/// Accepts one new connection. The listener is level-triggered: while more wait, the next `epoll_wait`
-/// reports it again, so no worker accepts until the queue is empty (an `accept` failing with EAGAIN per
-/// wake-up) nor re-arms it. A new connection is not served at once: its request has almost never arrived
-/// yet (wrk -H 'Connection: close': 99% of such reads found nothing), and the readiness set reports it.
-fn accept(shared: &Shared) {
-    let guard = shared
-        .listener
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let Some(listener) = guard.as_ref() else {
-        return;
-    };
-    // Non-blocking and TCP_NODELAY from the start: no system call per connection to set them.
-    match sys::accept_nonblocking(listener) {
-        Ok((socket, peer)) => {
-            register(shared, Box::new(Conn::new(socket, peer, &shared.timeouts)));
-        }
-        Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
-        Err(err) if is_out_of_descriptors(&err) => {
-            warn_rate_limited(&format!(
-                "accept paused: {err} (raise the open-files limit)"
-            ));
-            // Still pending, the listener would be reported to every wait: silence it until the sweep.
-            if let Err(err) = shared.poller.pause_listener(listener.as_raw_fd(), LISTENER) {
-                log::error!("cannot pause the listener: {err}");
-            }
-            shared.accept_paused.store(true, Ordering::Relaxed);
-        }
-        Err(err) => log::debug!("accept failed: {err}"),
-    }
-}
-
-/// Parks a new connection in the readiness set, or answers 503 when `--max-connections` are open.
-fn register(shared: &Shared, conn: Box<Conn>) {
-    let fd = conn.socket().as_raw_fd();
-    match shared.connections.insert(conn, shared.max_connections) {
-        Ok(token) => {
-            if let Err(err) = shared.poller.add_connection(fd, token) {
-                log::warn!("cannot watch a new connection: {err}");
-                if let Some(conn) = shared.connections.take(Event::internal(token)) {
-                    close(shared, token, conn);
-                }
-            }
-        }
-        Err(conn) => refuse_overloaded(&conn),
-    }
-}
-
-/// Over the connection limit: a fast 503 instead of unbounded memory, then close.
-fn refuse_overloaded(conn: &Conn) {
-    warn_rate_limited(&format!(
-        "{}: refused with 503: connection limit reached",
-        conn.peer()
-    ));
-    let mut out = Vec::new();
-    response::write_error(
-        &mut out,
-        503,
-        "server at its connection limit",
-        &date::now(),
-    );
-    let _ = std::io::Write::write(&mut conn.socket(), &out);
-    let _ = conn.socket().shutdown(Shutdown::Write);
-}
-
-fn is_out_of_descriptors(err: &io::Error) -> bool {
-    matches!(err.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
-}
-
-/// Logs at most one such warning per second, so an overload does not also flood the log.
-fn warn_rate_limited(message: &str) {
-    static LAST_SECOND: AtomicU64 = AtomicU64::new(u64::MAX);
-    static PROCESS_START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    let second = Instant::now()
-        .duration_since(*PROCESS_START.get_or_init(Instant::now))
-        .as_secs();
-    if LAST_SECOND.swap(second, Ordering::Relaxed) != second {
-        log::warn!("{message}");
-    }
-}
-
-/// One worker per `SWEEP_EVERY` wakes the connections whose deadline passed, and resumes accepting.
-/// `micros`: `now` on the pool's clock.
-fn sweep_if_due(shared: &Shared, now: Instant, micros: u64) {
-    let elapsed = micros / 1000;
-    let last = shared.last_sweep.load(Ordering::Relaxed);
-    if elapsed < last + SWEEP_EVERY.as_millis() as u64
-        || shared
-            .last_sweep
-            .compare_exchange(last, elapsed, Ordering::Relaxed, Ordering::Relaxed)
-            .is_err()
-    {
-        return;
-    }
-    let shutting_down = shared.shutdown_deadline.get().is_some();
-    let expired = shared.connections.expire(now, shutting_down);
-    shared.pool.ready.push(expired);
-    if shared.accept_paused.swap(false, Ordering::Relaxed) {
-        let guard = shared
-            .listener
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(listener) = guard.as_ref() {
-            if let Err(err) = shared
-                .poller
-                .resume_listener(listener.as_raw_fd(), LISTENER)
-            {
-                log::error!("cannot resume accepting: {err}");
-            }
-        }
+    #[test]
+    fn the_pool_clock_reserves_zero_for_not_serving() {
+        let pool = Pool::new(2);
+        assert_eq!(pool.micros_at(pool.epoch), 1);
     }
 }

@@ -19,7 +19,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use crate::handler::Handler;
-use crate::http::parse::is_token;
+use crate::http::syntax::is_token;
 
 /// One registered route.
 pub struct Route {

@@ -16,38 +16,17 @@
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Instant;
+use std::sync::Arc;
 
-use crate::config::{Config, Limits, Timeouts};
-use crate::connections::{Connections, LISTENER};
+use crate::config::Config;
+use crate::connections::LISTENER;
 use crate::poller::Poller;
 use crate::router::Router;
-use crate::{pool, sys};
+use crate::sys;
+use crate::worker::{self, Shared};
 
 /// Pending connections the kernel queues for us: nginx's default on Linux.
 const LISTEN_BACKLOG: i32 = 511;
-
-/// Everything the workers share.
-pub(crate) struct Shared {
-    pub poller: Poller,
-    pub connections: Connections,
-    /// `None` once shutdown began: dropping it refuses new connections at once.
-    pub listener: Mutex<Option<TcpListener>>,
-    /// Accepting stopped because the process ran out of descriptors; the sweep resumes it.
-    pub accept_paused: AtomicBool,
-    pub router: Router,
-    pub limits: Limits,
-    pub timeouts: Timeouts,
-    pub max_connections: usize,
-    /// Milliseconds on the pool's clock of the last deadline sweep.
-    pub last_sweep: AtomicU64,
-    /// Set once, when shutdown begins: the time by which the server exits whatever is still open.
-    pub shutdown_deadline: OnceLock<Instant>,
-    /// Which workers run the event loop (see [`pool`]).
-    pub pool: pool::Pool,
-}
 
 pub struct Server {
     shared: Arc<Shared>,
@@ -66,19 +45,7 @@ impl Server {
         let addr = listener.local_addr()?;
         let poller = Poller::new()?;
         poller.add_listener(listener.as_raw_fd(), LISTENER)?;
-        let shared = Shared {
-            poller,
-            connections: Connections::default(),
-            listener: Mutex::new(Some(listener)),
-            accept_paused: AtomicBool::new(false),
-            router,
-            limits: config.limits.clone(),
-            timeouts: config.timeouts,
-            max_connections: config.max_connections,
-            last_sweep: AtomicU64::new(0),
-            shutdown_deadline: OnceLock::new(),
-            pool: pool::Pool::new(config.threads),
-        };
+        let shared = Shared::new(config, router, poller, listener);
         Ok(Server {
             shared: Arc::new(shared),
             addr,
@@ -104,11 +71,11 @@ impl Server {
                 let shared = Arc::clone(&self.shared);
                 std::thread::Builder::new()
                     .name(format!("plugd-worker-{n}"))
-                    .spawn(move || pool::work(&shared, n))
+                    .spawn(move || worker::work(&shared, n))
             })
             .collect::<io::Result<Vec<_>>>()?;
-        for worker in workers {
-            if worker.join().is_err() {
+        for thread in workers {
+            if thread.join().is_err() {
                 log::error!("a worker thread died");
             }
         }
@@ -126,22 +93,6 @@ impl ShutdownHandle {
     /// Stops accepting at once; in-flight requests finish (answered with `Connection: close`), idle
     /// connections are closed, and [`Server::run`] returns when all are gone or the shutdown timeout passed.
     pub fn shutdown(&self) {
-        let shared = &self.shared;
-        if shared
-            .shutdown_deadline
-            .set(Instant::now() + shared.timeouts.shutdown)
-            .is_err()
-        {
-            return;
-        }
-        let listener = shared
-            .listener
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .take();
-        if let Some(listener) = listener {
-            let _ = shared.poller.delete(listener.as_raw_fd());
-        }
-        shared.last_sweep.store(0, Ordering::Relaxed);
+        self.shared.begin_shutdown();
     }
 }

@@ -6,7 +6,7 @@
 //! accounted for by the grammar, so no input makes part of the next request count as body, or the reverse.
 //! Like the head parser, it accepts only CRLF line endings (a bare LF is [`BodyError::Malformed`]).
 
-use super::parse::{Line, find_line, is_tchar, parse_field_line};
+use super::syntax::{Line, find_line, is_tchar, parse_field_line};
 
 /// Longest chunk line (size and extensions, CRLF excluded), in bytes. A size needs at most 16 hex digits;
 /// the rest is for extensions, which plugd reads past but never uses: 1 KiB is generous for any real
@@ -48,6 +48,14 @@ impl BodyError {
         match self {
             BodyError::TooLarge => 413,
             BodyError::Malformed => 400,
+        }
+    }
+
+    /// A short human text for the error response body and the debug log.
+    pub fn reason(self) -> &'static str {
+        match self {
+            BodyError::TooLarge => "request body too large",
+            BodyError::Malformed => "malformed chunked body",
         }
     }
 }

@@ -1,15 +1,19 @@
 //! HTTP/1.1 wire format, kept free of sockets so every rule can be unit-tested and fuzzed:
 //! request heads ([`parse`], with its one-pass fast path in [`scan`] and the field list in [`headers`]),
 //! message body framing ([`body`]), response heads ([`response`]), the cached `Date` value ([`date`]) and
-//! percent-decoding ([`percent`]).
+//! percent-decoding ([`percent`]); [`syntax`] is the leaf they share (byte classes, line ends, tokens,
+//! field lines).
 
 pub mod body;
-pub mod date;
-pub mod headers;
-pub mod parse;
+pub(crate) mod date;
+pub(crate) mod headers;
+pub(crate) mod parse;
 pub mod percent;
-pub mod response;
+pub(crate) mod response;
 mod scan;
+pub(crate) mod syntax;
 
 pub use body::BodyFraming;
-pub use parse::{HeadLimits, Header, Headers, ParseError, RequestHead, Version, parse_head};
+pub use headers::{Header, Headers};
+pub use parse::{HeadLimits, ParseError, RequestHead, parse_head};
+pub use syntax::Version;

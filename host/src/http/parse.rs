@@ -20,8 +20,12 @@
 use std::fmt;
 
 use super::body::BodyFraming;
-pub use super::headers::{Header, Headers};
-use super::scan::{self, FIELD_VALUE, IP_LITERAL, REG_NAME, TCHAR};
+use super::headers::{Header, Headers};
+use super::scan;
+use super::syntax::{
+    self, FieldLineError, IP_LITERAL, Line, REG_NAME, RequestLine, Version, find_line, is_tchar,
+    is_token, parse_field_line, trim_ows,
+};
 
 /// Empty lines (CRLF) skipped before a request line (RFC 9112 §2.2); more is no HTTP client, so 400.
 /// Some old clients send one CRLF after a POST body; eight leaves room without letting a peer stream
@@ -39,13 +43,6 @@ pub struct HeadLimits {
     pub max_header_bytes: usize,
     /// Most header fields; more gives 431.
     pub max_headers: usize,
-}
-
-/// The protocol version of a request; a later `HTTP/1.x` minor is answered as 1.1 (RFC 9110 §6.2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Version {
-    Http10,
-    Http11,
 }
 
 /// A parsed request head, borrowing from the bytes it was parsed from.
@@ -76,6 +73,15 @@ impl<'b> RequestHead<'b> {
         self.headers
             .iter()
             .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value)
+    }
+
+    /// Every value of the field `name` (ASCII case-insensitive), in order: list-valued fields may be split
+    /// over several lines (RFC 9110 §5.3).
+    pub fn field_values<'h>(&'h self, name: &'h str) -> impl Iterator<Item = &'b [u8]> + 'h {
+        self.headers
+            .iter()
+            .filter(move |h| h.name.eq_ignore_ascii_case(name))
             .map(|h| h.value)
     }
 
@@ -220,6 +226,16 @@ impl ParseError {
     }
 }
 
+impl From<FieldLineError> for ParseError {
+    fn from(err: FieldLineError) -> ParseError {
+        match err {
+            FieldLineError::ObsFold => ParseError::ObsFold,
+            FieldLineError::InvalidName => ParseError::InvalidHeaderName,
+            FieldLineError::InvalidValue => ParseError::InvalidHeaderValue,
+        }
+    }
+}
+
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.reason())
@@ -330,94 +346,9 @@ fn partial_request_line<T>(seen: &[u8]) -> Result<Option<T>, ParseError> {
     }
 }
 
-/// Where the line starting at some offset ends, as found by [`find_line`].
-pub(crate) enum Line {
-    /// The line's content ends at `end` (its CR); the next line starts at `next`.
-    Done { end: usize, next: usize },
-    /// No line end yet, and the limit is not reached: more bytes are needed.
-    Partial,
-    /// The limit was reached without a line end.
-    Overlong,
-    /// The line ends with LF not preceded by CR.
-    BareLf,
-}
-
-/// Finds the CRLF ending the line that starts at `start`, looking only below `limit` (exclusive), so the
-/// CRLF must end by `limit`. Looks at each byte once.
-pub(crate) fn find_line(buf: &[u8], start: usize, limit: usize) -> Line {
-    let window_end = buf.len().min(limit);
-    let window = buf.get(start..window_end).unwrap_or_default();
-    match window.iter().position(|&b| b == b'\n') {
-        Some(0) => Line::BareLf,
-        Some(i) if window.get(i - 1) == Some(&b'\r') => Line::Done {
-            end: start + i - 1,
-            next: start + i + 1,
-        },
-        Some(_) => Line::BareLf,
-        None if buf.len() >= limit => Line::Overlong,
-        None => Line::Partial,
-    }
-}
-
-/// `tchar` (RFC 9110 §5.6.2).
-pub(crate) fn is_tchar(b: u8) -> bool {
-    TCHAR[usize::from(b)]
-}
-
-/// A token: one or more tchars (RFC 9110 §5.6.2).
-pub(crate) fn is_token(s: &[u8]) -> bool {
-    !s.is_empty() && scan::all_in(s, &TCHAR)
-}
-
-/// Whether every byte of `value` may stand in a field value: field-vchar, obs-text, SP and HTAB
-/// (RFC 9110 §5.5).
-pub(crate) fn is_field_value(value: &[u8]) -> bool {
-    scan::all_in(value, &FIELD_VALUE)
-}
-
-/// Optional whitespace (SP / HTAB) trimmed from both ends (RFC 9110 §5.6.3).
-pub(crate) fn trim_ows(s: &[u8]) -> &[u8] {
-    let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
-    let start = s.iter().position(|b| !is_ows(b)).unwrap_or(s.len());
-    let end = s.iter().rposition(|b| !is_ows(b)).map_or(start, |i| i + 1);
-    s.get(start..end).unwrap_or_default()
-}
-
 /// Bytes already checked to be ASCII, as text.
 fn ascii(s: &[u8]) -> &str {
-    scan::ascii(s).unwrap_or_default()
-}
-
-/// Parses one field line (RFC 9112 §5): `name ":" OWS value OWS`. Used for headers and chunked trailers.
-pub(crate) fn parse_field_line(line: &[u8]) -> Result<Header<'_>, ParseError> {
-    if let Some(b' ' | b'\t') = line.first() {
-        return Err(ParseError::ObsFold);
-    }
-    let colon = line
-        .iter()
-        .position(|&b| b == b':')
-        .ok_or(ParseError::InvalidHeaderName)?;
-    let (name, rest) = line.split_at(colon);
-    if !is_token(name) {
-        return Err(ParseError::InvalidHeaderName);
-    }
-    let value = trim_ows(rest.get(1..).unwrap_or_default());
-    if !is_field_value(value) {
-        return Err(ParseError::InvalidHeaderValue);
-    }
-    Ok(Header {
-        name: ascii(name),
-        value,
-    })
-}
-
-/// The parts of a request line.
-pub(super) struct RequestLine<'b> {
-    pub method: &'b str,
-    pub target: &'b str,
-    pub path: &'b str,
-    pub query: Option<&'b str>,
-    pub version: Version,
+    syntax::ascii(s).unwrap_or_default()
 }
 
 /// `method SP request-target SP HTTP-version` (RFC 9112 §3), CRLF already removed.
@@ -519,7 +450,7 @@ fn is_valid_host(v: &[u8]) -> bool {
             return false;
         };
         let (literal, after) = rest.split_at(close);
-        let ok = !literal.is_empty() && scan::all_in(literal, &IP_LITERAL);
+        let ok = !literal.is_empty() && syntax::all_in(literal, &IP_LITERAL);
         (ok, after.get(1..).unwrap_or_default())
     } else {
         let Some(end) = reg_name_end(v) else {
@@ -540,7 +471,7 @@ fn is_valid_host(v: &[u8]) -> bool {
 fn reg_name_end(v: &[u8]) -> Option<usize> {
     let mut i = 0;
     loop {
-        i = scan::skip(v, i, &REG_NAME);
+        i = syntax::skip(v, i, &REG_NAME);
         match v.get(i..) {
             Some([b'%', h, l, ..]) if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() => i += 3,
             Some([b'%', ..]) => return None,

@@ -2,11 +2,9 @@
 //!
 //! Handlers never frame their own responses: the host alone writes `Content-Length` and `Connection`, so a
 //! handler cannot desynchronise the connection; header fields that would inject a second line never get this
-//! far ([`Fields`] refuses them).
+//! far (the handler's field list refuses them when they are added).
 
 use super::date::HTTP_DATE_LEN;
-use super::parse::{is_field_value, is_token};
-use crate::handler::Fields;
 
 /// The end of the `Date` line and the `Server` field sent with every response.
 const SERVER: &[u8] = b"\r\nServer: plugd\r\n";
@@ -27,19 +25,14 @@ pub fn status_forbids_body(status: u16) -> bool {
     status < 200 || status == 204 || status == 304
 }
 
-/// Appends a complete response head to `out`. Returns the number of handler fields it had to drop (those
-/// the host owns; [`Fields`] holds no invalid ones).
-pub fn write_head(
-    out: &mut Vec<u8>,
-    status: u16,
-    fields: &Fields,
-    framing: Framing,
-    date: &[u8],
-) -> usize {
-    write_head_with(out, status, fields.iter(), framing, date)
-}
-
-fn write_head_with<'f>(
+/// Appends a complete response head to `out`, with the handler's `fields` as `(name, value)` pairs, already
+/// valid on the wire. Returns how many of them it dropped: those the host owns.
+///
+/// Inlined into its callers: in the connection's, the field iterator's per-field branching folds into the
+/// response it came from (plaintext through the hello plugin, callgrind: 4,180 -> 4,090 instructions per
+/// request).
+#[inline(always)]
+pub fn write_head<'f>(
     out: &mut Vec<u8>,
     status: u16,
     fields: impl Iterator<Item = (&'f str, &'f str)>,
@@ -117,12 +110,6 @@ fn is_host_owned(name: &str) -> bool {
         .any(|owned| name.eq_ignore_ascii_case(owned))
 }
 
-/// A field name must be a token and a value must not contain CR, LF or NUL (RFC 9110 §5.1, §5.5):
-/// anything else would let a handler forge extra header lines or a second response.
-pub fn is_valid_field(name: &str, value: &str) -> bool {
-    is_token(name.as_bytes()) && is_field_value(value.as_bytes())
-}
-
 /// `Content-Length: n\r\n`, composed on the stack and appended as one fixed-size copy (inline, no call to
 /// memcpy), then cut to its length: three appends and a digit copy cost about twice as much.
 fn write_content_length(out: &mut Vec<u8>, n: u64) {
@@ -169,7 +156,7 @@ pub fn write_error(out: &mut Vec<u8>, status: u16, message: &str, date: &[u8]) {
         keep_alive: false,
         http10: false,
     };
-    write_head_with(out, status, fields.into_iter(), framing, date);
+    write_head(out, status, fields.into_iter(), framing, date);
     out.extend_from_slice(message.as_bytes());
     out.push(b'\n');
 }
@@ -229,14 +216,8 @@ mod tests {
     const DATE: &[u8] = b"Thu, 26 Nov 2026 20:00:00 GMT";
 
     fn head(status: u16, fields: &[(&'static str, &'static str)], framing: Framing) -> String {
-        let fields = Fields::from(
-            fields
-                .iter()
-                .map(|&(n, v)| (n.into(), v.into()))
-                .collect::<Vec<_>>(),
-        );
         let mut out = Vec::new();
-        write_head(&mut out, status, &fields, framing, DATE);
+        write_head(&mut out, status, fields.iter().copied(), framing, DATE);
         String::from_utf8(out).unwrap()
     }
 
@@ -270,17 +251,18 @@ mod tests {
     }
 
     #[test]
-    fn drops_framing_fields_and_injection_attempts_from_handlers() {
+    fn drops_the_framing_fields_the_host_owns() {
         let fields = [
             ("Content-Length", "999"),
             ("transfer-encoding", "chunked"),
-            ("X-Evil", "a\r\nSet-Cookie: x=1"),
-            ("Bad Name", "v"),
+            ("CONNECTION", "keep-alive"),
             ("X-Ok", "fine"),
         ];
-        let text = head(200, &fields, KEEP);
-        assert!(!text.contains("999") && !text.contains("chunked") && !text.contains("Set-Cookie"));
-        assert!(!text.contains("Bad Name"));
+        let mut out = Vec::new();
+        let dropped = write_head(&mut out, 200, fields.into_iter(), KEEP, DATE);
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(dropped, 3);
+        assert!(!text.contains("999") && !text.contains("chunked") && !text.contains("CONNECTION"));
         assert!(text.contains("X-Ok: fine\r\n"));
     }
 

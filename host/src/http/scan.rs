@@ -8,118 +8,14 @@
 //! and the line-by-line parser decides. So they can never change an answer, only find a valid one sooner
 //! (wrk's two-line head: 1,913 instructions line by line, 1,089 with the scanners and inline fields).
 
-use super::parse::{Header, RequestLine, Version};
+use super::headers::Header;
+use super::syntax::{
+    FIELD_VALUE, OWS, RequestLine, TCHAR, Version, ascii, skip, visible_ascii_except,
+};
 
-/// `tchar` (RFC 9110 §5.6.2): the bytes of methods, field names and transfer-coding names.
-pub(super) const TCHAR: [bool; 256] = alphanumeric_and(b"!#$%&'*+-.^_`|~");
-/// reg-name characters except `%` (RFC 3986 §3.2.2: unreserved and sub-delims).
-pub(super) const REG_NAME: [bool; 256] = alphanumeric_and(b"-._~!$&'()*+,;=");
-/// Characters allowed inside an IP literal's brackets.
-pub(super) const IP_LITERAL: [bool; 256] = alphanumeric_and(b":.-_~!$&'()*+,;=");
 /// Request-target bytes: visible ASCII without `#` (see the parse module's policies); `?` is left out too,
 /// so the scan stops where the query starts.
 const TARGET: [bool; 256] = visible_ascii_except(b"#?");
-/// Field-value bytes (RFC 9110 §5.5): SP, HTAB, visible ASCII and obs-text.
-pub(super) const FIELD_VALUE: [bool; 256] = field_value_bytes();
-/// Optional whitespace (RFC 9110 §5.6.3).
-const OWS: [bool; 256] = bytes(b" \t");
-
-const fn bytes(members: &[u8]) -> [bool; 256] {
-    let mut table = [false; 256];
-    let mut i = 0;
-    while i < members.len() {
-        table[members[i] as usize] = true;
-        i += 1;
-    }
-    table
-}
-
-const fn alphanumeric_and(extra: &[u8]) -> [bool; 256] {
-    let mut table = bytes(extra);
-    let mut b = 0;
-    while b < 256 {
-        table[b] |= (b as u8).is_ascii_alphanumeric();
-        b += 1;
-    }
-    table
-}
-
-const fn visible_ascii_except(excluded: &[u8]) -> [bool; 256] {
-    let excluded = bytes(excluded);
-    let mut table = [false; 256];
-    let mut b = 0x21;
-    while b <= 0x7e {
-        table[b] = !excluded[b];
-        b += 1;
-    }
-    table
-}
-
-const fn field_value_bytes() -> [bool; 256] {
-    let mut table = visible_ascii_except(b"");
-    table[b' ' as usize] = true;
-    table[b'\t' as usize] = true;
-    let mut b = 0x80;
-    while b < 256 {
-        table[b] = true;
-        b += 1;
-    }
-    table
-}
-
-/// The index of the first byte at or after `from` that is not in `class` (`bytes.len()` if there is none).
-///
-/// One byte at a time: the runs it skips in a request head (a method, a field name, a host) are short, and
-/// [`all_in`]'s chunks cost more than they save on those.
-pub(super) fn skip(bytes: &[u8], from: usize, class: &[bool; 256]) -> usize {
-    let mut i = from;
-    while let Some(&b) = bytes.get(i) {
-        if !class[usize::from(b)] {
-            break;
-        }
-        i += 1;
-    }
-    i
-}
-
-/// Whether every byte of `bytes` is in `class` (true for no bytes).
-pub(super) fn all_in(bytes: &[u8], class: &[bool; 256]) -> bool {
-    span(bytes, class) == bytes.len()
-}
-
-/// Bytes [`span`] checks at once: each chunk's lookups are combined without a branch per byte, which
-/// halves the instructions of a byte-at-a-time loop on field names and values.
-const CHUNK: usize = 8;
-
-/// How many bytes at the start of `bytes` are in `class`: whole chunks while every byte is in it, then
-/// one byte at a time from the first chunk that is not (or the short tail).
-fn span(bytes: &[u8], class: &[bool; 256]) -> usize {
-    let mut n = 0;
-    for chunk in bytes.chunks_exact(CHUNK) {
-        if !chunk
-            .iter()
-            .fold(true, |all, &b| all & class[usize::from(b)])
-        {
-            break;
-        }
-        n += CHUNK;
-    }
-    let rest = bytes.get(n..).unwrap_or_default();
-    n + rest
-        .iter()
-        .position(|&b| !class[usize::from(b)])
-        .unwrap_or(rest.len())
-}
-
-/// `bytes` as text, if they are all ASCII. `str::from_utf8` costs 5-7 instructions a byte on short input
-/// (109 for `GET /plaintext`, 70 for `Host`); checking for ASCII takes about one a word.
-pub(super) fn ascii(bytes: &[u8]) -> Option<&str> {
-    if !bytes.is_ascii() {
-        return None;
-    }
-    // SAFETY: ASCII bytes are valid UTF-8.
-    Some(unsafe { std::str::from_utf8_unchecked(bytes) })
-}
 
 /// `method SP origin-form SP HTTP/1.x CRLF` at `start`, with the CRLF ending by `limit` (exclusive); `None`
 /// for anything else, which the line-by-line parser then judges. Also returns where the next line starts.

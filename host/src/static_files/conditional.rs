@@ -5,8 +5,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::http::RequestHead;
 use crate::http::date::{format_http_date, parse_http_date};
 
-use super::field_values;
-
 /// The validators of one representation of a file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Validators {
@@ -68,7 +66,7 @@ pub enum Precondition {
 pub fn evaluate(head: &RequestHead<'_>, validators: &Validators) -> Precondition {
     let safe_method = head.method == "GET" || head.method == "HEAD";
     // Step 1, and step 2 only without If-Match.
-    if let Some(list) = parse_list(field_values(head, "If-Match")) {
+    if let Some(list) = parse_list(head.field_values("If-Match")) {
         if !list.matches(&validators.etag, Comparison::Strong) {
             return Precondition::Failed;
         }
@@ -78,7 +76,7 @@ pub fn evaluate(head: &RequestHead<'_>, validators: &Validators) -> Precondition
         }
     }
     // Step 3, and step 4 only without If-None-Match.
-    if let Some(list) = parse_list(field_values(head, "If-None-Match")) {
+    if let Some(list) = parse_list(head.field_values("If-None-Match")) {
         // RFC 9110 §13.1.2: If-None-Match uses the weak comparison.
         if list.matches(&validators.etag, Comparison::Weak) {
             return if safe_method {
@@ -118,7 +116,7 @@ pub fn if_range_matches(value: &[u8], validators: &Validators) -> bool {
 
 /// The one valid HTTP-date in the field `name`, if there is exactly one such field and it parses.
 fn single_date(head: &RequestHead<'_>, name: &str) -> Option<SystemTime> {
-    let mut values = field_values(head, name);
+    let mut values = head.field_values(name);
     match (values.next(), values.next()) {
         (Some(value), None) => parse_http_date(value),
         _ => None,

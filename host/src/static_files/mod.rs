@@ -134,7 +134,7 @@ fn choose_representation(
     head: &RequestHead<'_>,
     found: FoundFile,
 ) -> (Representation, bool) {
-    let preferences = Preferences::of(field_values(head, "Accept-Encoding"));
+    let preferences = Preferences::of(head.field_values("Accept-Encoding"));
     for &coding in preferences.accepted() {
         if let Some((file, metadata)) = resolve::open_sidecar(root, &found, coding.extension()) {
             let sidecar = Representation {
@@ -233,7 +233,7 @@ fn requested_range(head: &RequestHead<'_>, validators: &Validators, size: u64) -
     if head.method != "GET" {
         return RangeOutcome::Full;
     }
-    let mut ranges = field_values(head, "Range");
+    let mut ranges = head.field_values("Range");
     let (Some(value), None) = (ranges.next(), ranges.next()) else {
         return RangeOutcome::Full;
     };
@@ -243,18 +243,6 @@ fn requested_range(head: &RequestHead<'_>, validators: &Validators, size: u64) -
         }
     }
     range::evaluate(value, size)
-}
-
-/// Every value of the field `name`, in order: list-valued fields may be split over several lines
-/// (RFC 9110 §5.3).
-fn field_values<'h, 'b>(
-    head: &'h RequestHead<'b>,
-    name: &'h str,
-) -> impl Iterator<Item = &'b [u8]> + 'h {
-    head.headers
-        .iter()
-        .filter(move |h| h.name.eq_ignore_ascii_case(name))
-        .map(|h| h.value)
 }
 
 /// The end-to-end tests' temporary folders, one definition for both crates (std only).

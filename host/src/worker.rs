@@ -1,0 +1,330 @@
+//! One worker's loop, leader/followers style: workers wait on one shared readiness set, and the one woken
+//! serves that connection (or accepts new ones) itself. No hand-off between threads per request, and a
+//! handler that blocks delays only its own connection (`docs/ARCHITECTURE.md` §4.2).
+//!
+//! A turn of the loop: take a wake-up (from the [`Ready`] queue, else from `epoll_wait`), accept or serve
+//! it, and sweep deadlines when due. One `epoll_wait` may return several events: the worker serves the
+//! first and queues the others, which every worker empties before it waits again (one system call for many
+//! requests under load). How many workers run this loop at once is the pool's decision (`pool.rs`).
+
+use std::io;
+use std::net::{Shutdown, TcpListener};
+use std::os::fd::AsRawFd;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use crate::config::{Config, Limits, Timeouts};
+use crate::conn::{Conn, Context, Next, Scratch};
+use crate::connections::{Connections, LISTENER};
+use crate::dispatch::panic_message;
+use crate::http::{date, response};
+use crate::poller::{Event, Events, Poller};
+use crate::pool::Pool;
+use crate::ready::Ready;
+use crate::router::Router;
+use crate::sys;
+
+/// How often deadlines are checked, and so the precision of every timeout.
+const SWEEP_EVERY: Duration = Duration::from_millis(100);
+/// Most events taken from the readiness set per `epoll_wait`.
+const EVENTS_PER_WAIT: usize = 16;
+
+/// Everything the workers share.
+pub(crate) struct Shared {
+    poller: Poller,
+    connections: Connections,
+    /// `None` once shutdown began: dropping it refuses new connections at once.
+    listener: Mutex<Option<TcpListener>>,
+    /// Accepting stopped because the process ran out of descriptors; the sweep resumes it.
+    accept_paused: AtomicBool,
+    router: Router,
+    limits: Limits,
+    timeouts: Timeouts,
+    max_connections: usize,
+    /// Milliseconds on the pool's clock of the last deadline sweep.
+    last_sweep: AtomicU64,
+    /// Set once, when shutdown begins: the time by which the server exits whatever is still open.
+    shutdown_deadline: OnceLock<Instant>,
+    /// Which workers run the event loop.
+    pool: Pool,
+    /// Connections to serve without waiting for an event.
+    ready: Ready,
+}
+
+impl Shared {
+    /// The workers' world: `listener` is registered in `poller` under [`LISTENER`].
+    pub(crate) fn new(
+        config: &Config,
+        router: Router,
+        poller: Poller,
+        listener: TcpListener,
+    ) -> Shared {
+        Shared {
+            poller,
+            connections: Connections::default(),
+            listener: Mutex::new(Some(listener)),
+            accept_paused: AtomicBool::new(false),
+            router,
+            limits: config.limits.clone(),
+            timeouts: config.timeouts,
+            max_connections: config.max_connections,
+            last_sweep: AtomicU64::new(0),
+            shutdown_deadline: OnceLock::new(),
+            pool: Pool::new(config.threads),
+            ready: Ready::default(),
+        }
+    }
+
+    /// Stops accepting at once and starts the shutdown clock; the next sweep closes idle connections.
+    /// Only the first call counts.
+    pub(crate) fn begin_shutdown(&self) {
+        if self
+            .shutdown_deadline
+            .set(Instant::now() + self.timeouts.shutdown)
+            .is_err()
+        {
+            return;
+        }
+        let listener = self
+            .listener
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(listener) = listener {
+            let _ = self.poller.delete(listener.as_raw_fd());
+        }
+        self.last_sweep.store(0, Ordering::Relaxed);
+    }
+
+    /// Shutdown began and every connection is gone, or its deadline passed.
+    fn finished(&self) -> bool {
+        match self.shutdown_deadline.get() {
+            None => false,
+            Some(deadline) => Instant::now() >= *deadline || self.connections.open() == 0,
+        }
+    }
+}
+
+/// One worker's life: wait, serve, repeat, until shutdown is complete. Worker 0 starts in the loop, the
+/// others as spares.
+pub(crate) fn work(shared: &Shared, id: usize) {
+    let pool = &shared.pool;
+    let mut scratch = Scratch::default();
+    let mut events = Events::with_capacity(EVENTS_PER_WAIT);
+    pool.register_worker(id);
+    if id > 0 {
+        pool.wait_as_spare(&shared.ready, || shared.finished());
+    }
+    while !shared.finished() {
+        let event = match shared.ready.pop() {
+            Some(event) => Some(event),
+            None if pool.steps_aside() => {
+                pool.wait_as_spare(&shared.ready, || shared.finished());
+                continue;
+            }
+            None => next_event(shared, &mut events),
+        };
+        // One clock reading per turn serves the connection's clocks, the pool's and the sweep's.
+        let now = Instant::now();
+        let micros = pool.micros_at(now);
+        match event {
+            Some(event) if event.token == LISTENER => accept(shared),
+            Some(event) => {
+                pool.start_serving(id, micros);
+                serve(shared, event, now, &mut scratch);
+                pool.stop_serving(id, micros);
+            }
+            None => {}
+        }
+        sweep_if_due(shared, now, micros);
+    }
+}
+
+/// Waits for events; returns the first and queues the others for whichever worker is free next. New
+/// connections go first (as nginx posts accept events before the others): a connection waiting to be
+/// accepted has had no answer at all yet.
+fn next_event(shared: &Shared, events: &mut Events) -> Option<Event> {
+    if let Err(err) = shared.poller.wait(events, SWEEP_EVERY) {
+        log::error!("waiting for events failed: {err}");
+        std::thread::sleep(SWEEP_EVERY);
+        return None;
+    }
+    let first = events
+        .iter()
+        .find(|event| event.token == LISTENER)
+        .or_else(|| events.iter().next())?;
+    let pool = &shared.pool;
+    let now = pool.micros_at(Instant::now());
+    pool.note_events(now);
+    if events.iter().len() > 1 {
+        // One event per descriptor and wait, so `first` stands for itself only.
+        shared
+            .ready
+            .push(events.iter().filter(|event| *event != first));
+        pool.call_spare_if_needed(now);
+    }
+    Some(first)
+}
+
+/// Serves the connection `event` is for, unless it is stale or another worker holds it, then parks or
+/// closes it as the connection says.
+fn serve(shared: &Shared, event: Event, now: Instant, scratch: &mut Scratch) {
+    let token = event.token;
+    let Some(mut conn) = shared.connections.take(event) else {
+        return;
+    };
+    let date = date::now();
+    let cx = Context {
+        router: &shared.router,
+        limits: &shared.limits,
+        timeouts: &shared.timeouts,
+        shutdown: &shared.shutdown_deadline,
+        date: &date,
+        now,
+    };
+    let next =
+        catch_unwind(AssertUnwindSafe(|| conn.serve(scratch, &cx))).unwrap_or_else(|panic| {
+            log::error!(
+                "bug: panic while serving {}: {}",
+                conn.peer(),
+                panic_message(&*panic)
+            );
+            *scratch = Scratch::default();
+            Next::Close
+        });
+    if next == Next::Close {
+        return close(shared, token, conn);
+    }
+    if conn.needs_write_events() {
+        if let Err(err) = shared.poller.watch_writes(conn.socket().as_raw_fd(), token) {
+            log::warn!("{}: cannot watch for writability: {err}", conn.peer());
+            return close(shared, token, conn);
+        }
+        conn.write_events_watched();
+    }
+    match shared.connections.park(token, conn) {
+        Some(missed) => shared.ready.push([missed]),
+        None if next == Next::Again => shared.ready.push([Event::internal(token)]),
+        None => {}
+    }
+}
+
+fn close(shared: &Shared, token: u64, conn: Box<Conn>) {
+    drop(conn);
+    shared.connections.remove(token);
+}
+
+/// Accepts one new connection. The listener is level-triggered: while more wait, the next `epoll_wait`
+/// reports it again, so no worker accepts until the queue is empty (an `accept` failing with EAGAIN per
+/// wake-up) nor re-arms it. A new connection is not served at once: its request has almost never arrived
+/// yet (wrk -H 'Connection: close': 99% of such reads found nothing), and the readiness set reports it.
+fn accept(shared: &Shared) {
+    let guard = shared
+        .listener
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let Some(listener) = guard.as_ref() else {
+        return;
+    };
+    // Non-blocking and TCP_NODELAY from the start: no system call per connection to set them.
+    match sys::accept_nonblocking(listener) {
+        Ok((socket, peer)) => {
+            register(shared, Box::new(Conn::new(socket, peer, &shared.timeouts)));
+        }
+        Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+        Err(err) if is_out_of_descriptors(&err) => {
+            warn_rate_limited(&format!(
+                "accept paused: {err} (raise the open-files limit)"
+            ));
+            // Still pending, the listener would be reported to every wait: silence it until the sweep.
+            if let Err(err) = shared.poller.pause_listener(listener.as_raw_fd(), LISTENER) {
+                log::error!("cannot pause the listener: {err}");
+            }
+            shared.accept_paused.store(true, Ordering::Relaxed);
+        }
+        Err(err) => log::debug!("accept failed: {err}"),
+    }
+}
+
+/// Parks a new connection in the readiness set, or answers 503 when `--max-connections` are open.
+fn register(shared: &Shared, conn: Box<Conn>) {
+    let fd = conn.socket().as_raw_fd();
+    match shared.connections.insert(conn, shared.max_connections) {
+        Ok(token) => {
+            if let Err(err) = shared.poller.add_connection(fd, token) {
+                log::warn!("cannot watch a new connection: {err}");
+                if let Some(conn) = shared.connections.take(Event::internal(token)) {
+                    close(shared, token, conn);
+                }
+            }
+        }
+        Err(conn) => refuse_overloaded(&conn),
+    }
+}
+
+/// Over the connection limit: a fast 503 instead of unbounded memory, then close.
+fn refuse_overloaded(conn: &Conn) {
+    warn_rate_limited(&format!(
+        "{}: refused with 503: connection limit reached",
+        conn.peer()
+    ));
+    let mut out = Vec::new();
+    response::write_error(
+        &mut out,
+        503,
+        "server at its connection limit",
+        &date::now(),
+    );
+    let _ = std::io::Write::write(&mut conn.socket(), &out);
+    let _ = conn.socket().shutdown(Shutdown::Write);
+}
+
+fn is_out_of_descriptors(err: &io::Error) -> bool {
+    matches!(err.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
+}
+
+/// Logs at most one such warning per second, so an overload does not also flood the log.
+fn warn_rate_limited(message: &str) {
+    static LAST_SECOND: AtomicU64 = AtomicU64::new(u64::MAX);
+    static PROCESS_START: OnceLock<Instant> = OnceLock::new();
+    let second = Instant::now()
+        .duration_since(*PROCESS_START.get_or_init(Instant::now))
+        .as_secs();
+    if LAST_SECOND.swap(second, Ordering::Relaxed) != second {
+        log::warn!("{message}");
+    }
+}
+
+/// One worker per `SWEEP_EVERY` wakes the connections whose deadline passed, and resumes accepting.
+/// `micros`: `now` on the pool's clock.
+fn sweep_if_due(shared: &Shared, now: Instant, micros: u64) {
+    let elapsed = micros / 1000;
+    let last = shared.last_sweep.load(Ordering::Relaxed);
+    if elapsed < last + SWEEP_EVERY.as_millis() as u64
+        || shared
+            .last_sweep
+            .compare_exchange(last, elapsed, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+    {
+        return;
+    }
+    let shutting_down = shared.shutdown_deadline.get().is_some();
+    let expired = shared.connections.expire(now, shutting_down);
+    shared.ready.push(expired);
+    if shared.accept_paused.swap(false, Ordering::Relaxed) {
+        let guard = shared
+            .listener
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(listener) = guard.as_ref() {
+            if let Err(err) = shared
+                .poller
+                .resume_listener(listener.as_raw_fd(), LISTENER)
+            {
+                log::error!("cannot resume accepting: {err}");
+            }
+        }
+    }
+}
