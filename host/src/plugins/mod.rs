@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use plugin_api::host::{Library, LoadFailure};
 
-pub use adapter::PluginHandler;
+pub use adapter::{PluginHandler, PluginRoute};
 pub use error::{LoadError, LoadErrorKind};
 
 use crate::router::{RouteError, RouterBuilder};
@@ -102,10 +102,20 @@ impl Plugins {
                     first: first.path.clone(),
                 }),
                 None => {
-                    let routes: Vec<(&str, &str)> = plugin.routes().collect();
-                    let handler: Arc<dyn crate::handler::Handler> = plugin.handler.clone();
+                    // One handler per route, carrying the route's manifest index.
+                    let routes = plugin
+                        .routes()
+                        .enumerate()
+                        .map(|(index, (method, pattern))| {
+                            let route = PluginRoute::new(Arc::clone(&plugin.handler), index);
+                            (
+                                method,
+                                pattern,
+                                Arc::new(route) as Arc<dyn crate::handler::Handler>,
+                            )
+                        });
                     router
-                        .add_all(&routes, plugin.name(), handler)
+                        .add_routes(routes, plugin.name())
                         .err()
                         .map(route_error_kind)
                 }
