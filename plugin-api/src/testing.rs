@@ -99,7 +99,7 @@ impl TestPlugin {
         };
         let decoded = match decode_params(&raw_params) {
             Ok(decoded) => decoded,
-            Err(bad) => return Ok(Response::text(bad.to_string()).with_status(400)),
+            Err(bad) => return Ok(Response::text(format!("{bad}\n")).with_status(400)),
         };
         let params: Vec<Param<'_>> = decoded.iter().map(|(n, v)| Param::new(n, v)).collect();
         let headers: Vec<Header<'_>> = request
