@@ -289,3 +289,66 @@ fn hellos_greeting_comes_from_the_config_file() {
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(server.get("/hello/Ann").body_str(), "Howdy, Ann!");
 }
+
+/// Records the test process's log lines from plugin `probe` (target `probe`), at every level.
+struct ProbeLines(std::sync::Mutex<Vec<String>>);
+
+impl log::Log for ProbeLines {
+    fn enabled(&self, _metadata: &log::Metadata<'_>) -> bool {
+        true
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if record.target() == "probe" {
+            let line = format!("{} {}", record.level(), record.args());
+            self.0.lock().unwrap().push(line);
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+/// A `log::debug!` in a plugin loaded by a host at info level is dropped inside the plugin: no record crosses,
+/// while an info record does. Loaded in this process (through `plugin_api::host`, as plugd does), so the
+/// host's logger can count what arrives; the host then lowers its own level to trace, so a debug record that
+/// did cross would be recorded.
+#[test]
+fn a_disabled_log_level_never_crosses_into_the_host() {
+    static LINES: ProbeLines = ProbeLines(std::sync::Mutex::new(Vec::new()));
+    log::set_logger(&LINES).expect("the only logger of this test binary");
+    log::set_max_level(log::LevelFilter::Info);
+    let dir = TempDir::new("sdk-inprocess");
+    let copy = dir.join("libprobe-inprocess.so");
+    std::fs::copy(probe_library(), &copy).unwrap();
+    let library = plugin_api::host::Library::load(&copy).expect("probe loads");
+    let instance = library.init(&[]).expect("probe starts");
+    log::set_max_level(log::LevelFilter::Trace);
+    let route = |pattern: &str| library.routes().position(|(_, p)| p == pattern).unwrap();
+    let call = |pattern: &str, path: &str, params: &[plugin_api::Param<'_>]| {
+        let request = plugin_api::Request::new(plugin_api::RequestParts {
+            method: "GET",
+            target: path,
+            path,
+            query: None,
+            version: plugin_api::Version::Http11,
+            headers: &[],
+            params,
+            body: b"",
+            peer: ([127, 0, 0, 1], 40000).into(),
+        });
+        let response = instance.handle_route(route(pattern), &request).unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+    };
+    call("/probe/debug", "/probe/debug", &[]);
+    call(
+        "/log/{level}",
+        "/log/debug",
+        &[plugin_api::Param::new("level", "debug")],
+    );
+    call(
+        "/log/{level}",
+        "/log/info",
+        &[plugin_api::Param::new("level", "info")],
+    );
+    assert_eq!(*LINES.0.lock().unwrap(), ["INFO probe line at INFO"]);
+}

@@ -152,7 +152,84 @@ fn host_target<'a>(plugin: &'a str, target: &str) -> Cow<'a, str> {
 
 #[cfg(test)]
 mod tests {
+    use std::hint::black_box;
+    use std::time::Instant;
+
     use super::host_target;
+    use crate::host::Library;
+    use crate::{Request, RequestParts, Response, Version};
+
+    /// A plugin whose two routes differ only by a `log::debug!`.
+    mod measured {
+        use crate::{Request, Response};
+
+        pub struct Measured;
+
+        impl Measured {
+            fn plain(&self, _req: &Request<'_>) -> Response {
+                Response::text("Hello, World!")
+            }
+
+            fn debug(&self, _req: &Request<'_>) -> Response {
+                log::debug!("answering plaintext");
+                Response::text("Hello, World!")
+            }
+        }
+
+        crate::export_plugin! {
+            name: "measured",
+            version: "0.0.0",
+            routes: [("GET", "/plain", Measured::plain), ("GET", "/debug", Measured::debug)],
+            init: |_config| Ok(Measured),
+        }
+    }
+
+    /// The cost of a disabled `log::debug!` in a handler, called through the ABI as plugd calls it (the plugin
+    /// is linked in, so plugin and host share one `log` at level info). Run with
+    /// `cargo test --release -p plugin-api disabled_debug_cost -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a measurement, not a check"]
+    fn disabled_debug_cost() {
+        log::set_max_level(log::LevelFilter::Info);
+        let instance = Library::from_root(measured::plugd_plugin())
+            .init(&[])
+            .unwrap();
+        let request = Request::new(RequestParts {
+            method: "GET",
+            target: "/",
+            path: "/",
+            query: None,
+            version: Version::Http11,
+            headers: &[],
+            params: &[],
+            body: b"",
+            peer: ([127, 0, 0, 1], 40000).into(),
+        });
+        const CALLS: u32 = 5_000_000;
+        for round in 1..=3 {
+            for (label, route) in [("plain", 0), ("disabled debug!", 1)] {
+                let start = Instant::now();
+                for _ in 0..CALLS {
+                    let response: Response =
+                        instance.handle_route(route, black_box(&request)).unwrap();
+                    black_box(response);
+                }
+                eprintln!(
+                    "round {round}: {label}: {:?} per call",
+                    start.elapsed() / CALLS
+                );
+            }
+        }
+        const MACROS: u32 = 100_000_000;
+        let start = Instant::now();
+        for i in 0..MACROS {
+            log::debug!("{}", black_box(i));
+        }
+        eprintln!(
+            "a disabled log::debug! alone: {:.2} ns",
+            start.elapsed().as_secs_f64() * 1e9 / f64::from(MACROS)
+        );
+    }
 
     #[test]
     fn host_targets_start_with_the_plugin_name() {
