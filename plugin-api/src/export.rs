@@ -361,7 +361,6 @@ mod tests {
         /// Set by the shutdown hook.
         pub static SHUT_DOWN: AtomicBool = AtomicBool::new(false);
 
-        #[derive(Default)]
         pub struct State;
 
         impl State {
@@ -401,7 +400,7 @@ mod tests {
                 ("GET", "/plain", State::plain),
                 ("GET", "/debug", State::debug),
             ],
-            init: |_config| Ok(State::default()),
+            init: |_config| Ok(State),
             shutdown: State::stop,
         }
     }
