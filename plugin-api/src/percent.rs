@@ -78,7 +78,19 @@ impl fmt::Display for BadParam {
 }
 
 /// Decodes every captured `(name, raw value)`, in order, or names the first that cannot be decoded.
+///
+/// Inline, so a route without parameters (the common, benchmarked case) pays one comparison in plugd.
+#[inline]
 pub fn decode_params<'n, 'v>(
+    raw: &[(&'n str, &'v str)],
+) -> Result<Vec<(&'n str, Cow<'v, str>)>, BadParam> {
+    if raw.is_empty() {
+        return Ok(Vec::new());
+    }
+    decode_each(raw)
+}
+
+fn decode_each<'n, 'v>(
     raw: &[(&'n str, &'v str)],
 ) -> Result<Vec<(&'n str, Cow<'v, str>)>, BadParam> {
     raw.iter()
