@@ -46,28 +46,7 @@ impl PluginHandler {
             );
         }
     }
-}
 
-/// The handler of one route of a plugin: the plugin and the route's index in its manifest.
-pub struct PluginRoute {
-    plugin: Arc<PluginHandler>,
-    index: usize,
-}
-
-impl PluginRoute {
-    /// The handler of the route at `index` in `plugin`'s manifest.
-    pub fn new(plugin: Arc<PluginHandler>, index: usize) -> PluginRoute {
-        PluginRoute { plugin, index }
-    }
-}
-
-impl Handler for PluginRoute {
-    fn handle(&self, req: &Request<'_>) -> Response {
-        self.plugin.handle_route(self.index, req)
-    }
-}
-
-impl PluginHandler {
     /// Answers `req` with the plugin's route at `index`.
     fn handle_route(&self, index: usize, req: &Request<'_>) -> Response {
         // Path parameters are decoded exactly once, here (with the decoder plugins' unit tests use). One that
@@ -136,6 +115,25 @@ impl PluginHandler {
                 Response::text(500, "Internal Server Error\n")
             }
         }
+    }
+}
+
+/// The handler of one route of a plugin: the plugin and the route's index in its manifest.
+pub struct PluginRoute {
+    plugin: Arc<PluginHandler>,
+    index: usize,
+}
+
+impl PluginRoute {
+    /// The handler of the route at `index` in `plugin`'s manifest.
+    pub fn new(plugin: Arc<PluginHandler>, index: usize) -> PluginRoute {
+        PluginRoute { plugin, index }
+    }
+}
+
+impl Handler for PluginRoute {
+    fn handle(&self, req: &Request<'_>) -> Response {
+        self.plugin.handle_route(self.index, req)
     }
 }
 
