@@ -1,19 +1,24 @@
 //! Unit-testing a plugin without the host: [`TestPlugin`] starts your plugin in-process through the same root
-//! module, FFI types and panic guard the host uses; [`TestRequest`] builds the request.
+//! module, FFI types, capabilities and panic guard plugd uses, and routes and decodes each [`TestRequest`] with
+//! plugd's own code ([`crate::routing`], [`crate::percent`]), so a test sees the answer plugd would give.
 //!
 //! ```
 //! # mod plugin {
-//! use plugin_api::{Handler, Request, Response};
+//! use plugin_api::{Request, Response};
 //! pub struct Greeter;
-//! impl Handler for Greeter {
-//!     fn handle(&self, req: &Request<'_>) -> Response {
+//! impl Greeter {
+//!     fn hi(&self, req: &Request<'_>) -> Response {
 //!         Response::text(format!("hi {}", req.param("who").unwrap_or("?")))
+//!     }
+//!     fn everyone(&self, _req: &Request<'_>) -> Response {
+//!         Response::text("hi all")
 //!     }
 //! }
 //! plugin_api::export_plugin! {
 //!     name: "greeter",
 //!     version: "1.0.0",
-//!     routes: [("GET", "/hi/{who}")],
+//!     // Declared first, yet `/hi/all` goes to the more specific route, as in plugd.
+//!     routes: [("GET", "/hi/{who}", Greeter::hi), ("GET", "/hi/all", Greeter::everyone)],
 //!     init: |_config| Ok(Greeter),
 //! }
 //! # }
@@ -22,6 +27,8 @@
 //! let greeter = TestPlugin::start(plugin::plugd_plugin).unwrap();
 //! let response = greeter.call(TestRequest::get("/hi/J%C3%BCrgen"));
 //! assert_eq!(response.body_str(), Some("hi Jürgen"));
+//! assert_eq!(greeter.call(TestRequest::get("/hi/all")).body_str(), Some("hi all"));
+//! assert_eq!(greeter.call(TestRequest::get("/hi/%+1")).status(), 400);
 //! assert_eq!(greeter.call(TestRequest::post("/hi/x")).status(), 405);
 //! assert_eq!(greeter.call(TestRequest::get("/nope")).status(), 404);
 //! ```
