@@ -133,8 +133,9 @@ fn a_plugin_built_against_an_incompatible_plugin_api_is_refused_while_the_others
         .wait_for_log_line(&["plugin refused: ", "libincompatible.so: "], LOG_WAIT)
         .unwrap_or_else(|| panic!("no refusal logged:\n{}", server.stderr()));
     let expected = format!(
-        "built against an incompatible plugin-api: this plugd expects plugin-api 0.1.0, the plugin was built against \
+        "built against an incompatible plugin-api: this plugd expects plugin-api {}, the plugin was built against \
          plugin-api {}",
+        plugin_api::host::API_VERSION,
         fixtures::INCOMPATIBLE_API_VERSION
     );
     assert!(line.contains(&expected), "{line}");

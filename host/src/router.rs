@@ -1,22 +1,16 @@
 //! `(method, pattern)` -> handler. Built once at startup, then shared read-only by every worker.
 //!
-//! Patterns are `/`-separated segments, each exact text, `{name}` (exactly one non-empty segment) or, last
-//! only, `{*name}` (the rest of the path after that `/`, possibly empty, slashes included; so
-//! `/static/{*p}` matches `/static/` and `/static/a/b` but not `/static`). Matching works on the raw
-//! (percent-encoded) path and captures raw slices of it; callers decode.
-//!
-//! **Precedence.** Only routes of the request's method compete (then, for HEAD without a HEAD route, the
-//! GET routes). Among those that match, the most specific wins, compared segment by segment from the left:
-//! an exact segment beats `{param}`, which beats `{*rest}`. So with `GET /users/{id}` and
-//! `POST /users/new`, `GET /users/new` is found with `id = "new"`. A path that only routes of other methods
-//! match gives [`RouteMatch::MethodNotAllowed`]. Two routes of one method can never tie: equivalent
-//! patterns are refused at registration as a [`RouteError::Conflict`].
+//! Pattern syntax, matching and precedence are `plugin_api::routing`'s, shared with the plugin authors' test
+//! helper so that a plugin's unit tests route exactly as plugd does. In short: exact segments, `{name}` and a
+//! trailing `{*name}`; the most specific pattern wins (exact beats `{param}` beats `{*rest}`, segment by
+//! segment from the left); a route of method `*` accepts every method but loses to a route of the request's
+//! own method on the same pattern; HEAD falls back to GET routes. This module adds what only the host needs:
+//! who owns each route, method validation, and refusing a plugin's routes as a whole.
 
-use std::cmp::Ordering;
-use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
+
+use plugin_api::routing::{ANY_METHOD, Lookup, Pattern, Table};
 
 use crate::handler::Handler;
 use crate::http::syntax::is_token;
@@ -36,7 +30,7 @@ pub struct Route {
 pub enum RouteError {
     /// The pattern is not `/`-separated exact segments, `{param}`s and an optional trailing `{*rest}`.
     InvalidPattern { pattern: String, reason: String },
-    /// The method is not an HTTP token (RFC 9110 §9.1), e.g. empty or with a space.
+    /// The method is neither an HTTP token (RFC 9110 §9.1), e.g. empty or with a space, nor `*`.
     InvalidMethod { method: String },
     /// A route (of this or another owner) already serves this method on an equivalent pattern: the same
     /// segments with parameter names ignored.
@@ -86,166 +80,16 @@ pub enum RouteMatch<'r, 'p> {
     NotFound,
 }
 
-/// One segment of a compiled pattern.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Segment {
-    /// Matches exactly this text.
-    Exact(String),
-    /// `{name}`: one non-empty segment.
-    Param(String),
-    /// `{*name}`: the rest of the path, possibly empty.
-    Rest(String),
-}
-
-impl Segment {
-    /// Lower is more specific (see the module docs on precedence).
-    fn rank(&self) -> u8 {
-        match self {
-            Segment::Exact(_) => 0,
-            Segment::Param(_) => 1,
-            Segment::Rest(_) => 2,
-        }
-    }
-
-    /// What makes two patterns equivalent: parameter names do not count.
-    fn shape(&self) -> (u8, &str) {
-        match self {
-            Segment::Exact(text) => (0, text),
-            Segment::Param(_) | Segment::Rest(_) => (self.rank(), ""),
-        }
-    }
-}
-
-/// A route with its compiled pattern.
-struct Entry {
-    route: Route,
-    segments: Vec<Segment>,
-}
-
-impl Entry {
-    fn same_shape(&self, method: &str, segments: &[Segment]) -> bool {
-        self.route.method == method
-            && self
-                .segments
-                .iter()
-                .map(Segment::shape)
-                .eq(segments.iter().map(Segment::shape))
-    }
-
-    /// `Less` when `self` is more specific than `other` (both matching one path).
-    fn specificity(&self, other: &Entry) -> Ordering {
-        self.segments
-            .iter()
-            .map(Segment::rank)
-            .cmp(other.segments.iter().map(Segment::rank))
-    }
-
-    /// Whether `path` matches; captures go to `params` when given (the only allocation of a lookup).
-    fn matches<'r, 'p>(
-        &'r self,
-        path: &'p str,
-        mut params: Option<&mut Vec<(&'r str, &'p str)>>,
-    ) -> bool {
-        // `None` once the last path segment has been consumed.
-        let mut rest = match path.strip_prefix('/') {
-            Some(rest) => Some(rest),
-            None => return false,
-        };
-        for segment in &self.segments {
-            let Some(remaining) = rest else {
-                return false;
-            };
-            let (head, tail) = match remaining.split_once('/') {
-                Some((head, tail)) => (head, Some(tail)),
-                None => (remaining, None),
-            };
-            let captured = match segment {
-                Segment::Exact(text) if head == text => None,
-                Segment::Param(name) if !head.is_empty() => Some((name.as_str(), head)),
-                Segment::Rest(name) => {
-                    if let Some(params) = params {
-                        params.push((name.as_str(), remaining));
-                    }
-                    return true;
-                }
-                _ => return false,
-            };
-            if let (Some(params), Some(capture)) = (params.as_deref_mut(), captured) {
-                params.push(capture);
-            }
-            rest = tail;
-        }
-        rest.is_none()
-    }
-}
-
-/// Keeps the more specific of the best so far and `candidate`.
-fn more_specific<'r>(best: Option<&'r Entry>, candidate: &'r Entry) -> Option<&'r Entry> {
-    match best {
-        Some(best) if best.specificity(candidate) != Ordering::Greater => Some(best),
-        _ => Some(candidate),
-    }
-}
-
-/// Compiles a pattern, or says what is wrong with it.
-fn parse_pattern(pattern: &str) -> Result<Vec<Segment>, String> {
-    let body = pattern
-        .strip_prefix('/')
-        .ok_or("a pattern must start with `/`")?;
-    let parts: Vec<&str> = body.split('/').collect();
-    let mut segments = Vec::with_capacity(parts.len());
-    for (i, part) in parts.iter().enumerate() {
-        let segment = match part.strip_prefix('{') {
-            Some(inner) => {
-                let inner = inner.strip_suffix('}').ok_or_else(|| {
-                    format!("`{part}`: a `{{` must close with `}}` at the segment's end")
-                })?;
-                let (name, is_rest) = match inner.strip_prefix('*') {
-                    Some(name) => (name, true),
-                    None => (inner, false),
-                };
-                if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-                {
-                    return Err(format!(
-                        "`{part}`: a parameter name is one or more of A-Z, a-z, 0-9, _"
-                    ));
-                }
-                if segments
-                    .iter()
-                    .any(|s| matches!(s, Segment::Param(n) | Segment::Rest(n) if n == name))
-                {
-                    return Err(format!("parameter `{name}` appears twice"));
-                }
-                if is_rest && i + 1 != parts.len() {
-                    return Err(format!("`{part}` must be the last segment"));
-                }
-                if is_rest {
-                    Segment::Rest(name.to_string())
-                } else {
-                    Segment::Param(name.to_string())
-                }
-            }
-            None => {
-                if !part
-                    .bytes()
-                    .all(|b| (0x21..=0x7e).contains(&b) && !b"{}?#".contains(&b))
-                {
-                    return Err(format!(
-                        "`{part}`: exact segments are visible ASCII without `{{`, `}}`, `?` or `#` \
-                         (a parameter takes a whole segment)"
-                    ));
-                }
-                Segment::Exact(part.to_string())
-            }
-        };
-        segments.push(segment);
-    }
-    Ok(segments)
+/// A route checked but not yet registered.
+struct NewRoute {
+    method: String,
+    pattern: Pattern,
+    handler: Arc<dyn Handler>,
 }
 
 #[derive(Default)]
 pub struct RouterBuilder {
-    routes: Vec<Entry>,
+    table: Table<Route>,
 }
 
 impl RouterBuilder {
@@ -253,184 +97,101 @@ impl RouterBuilder {
         RouterBuilder::default()
     }
 
-    /// Registers all `(method, pattern)` pairs for `owner`, or none of them if any is invalid or conflicts
-    /// (with a route already registered, or with another pair of this call).
+    /// Registers all `(method, pattern)` pairs for `owner`, all served by `handler`; see
+    /// [`RouterBuilder::add_routes`].
     pub fn add_all(
         &mut self,
         routes: &[(&str, &str)],
         owner: &str,
         handler: Arc<dyn Handler>,
     ) -> Result<(), RouteError> {
-        let owner: Arc<str> = Arc::from(owner);
-        let mut new = Vec::with_capacity(routes.len());
-        for &(method, pattern) in routes {
-            if !is_token(method.as_bytes()) {
+        self.add_routes(
+            routes
+                .iter()
+                .map(|&(method, pattern)| (method, pattern, Arc::clone(&handler))),
+            owner,
+        )
+    }
+
+    /// Registers `(method, pattern, handler)` routes for `owner`, or none of them if any is invalid or
+    /// conflicts (with a route already registered, or with another route of this call).
+    pub fn add_routes<'a>(
+        &mut self,
+        routes: impl IntoIterator<Item = (&'a str, &'a str, Arc<dyn Handler>)>,
+        owner: &str,
+    ) -> Result<(), RouteError> {
+        let mut new: Vec<NewRoute> = Vec::new();
+        for (method, pattern, handler) in routes {
+            if method != ANY_METHOD && !is_token(method.as_bytes()) {
                 return Err(RouteError::InvalidMethod {
                     method: method.to_string(),
                 });
             }
-            let segments = parse_pattern(pattern).map_err(|reason| RouteError::InvalidPattern {
-                pattern: pattern.to_string(),
-                reason,
-            })?;
-            if let Some(existing) = self
-                .routes
-                .iter()
-                .chain(&new)
-                .find(|e| e.same_shape(method, &segments))
-            {
+            let compiled =
+                Pattern::parse(pattern).map_err(|reason| RouteError::InvalidPattern {
+                    pattern: pattern.to_string(),
+                    reason,
+                })?;
+            let existing_owner = match self.table.conflict(method, &compiled) {
+                Some(existing) => Some(existing.owner.to_string()),
+                None => new
+                    .iter()
+                    .any(|n| n.method == method && n.pattern.is_equivalent(&compiled))
+                    .then(|| owner.to_string()),
+            };
+            if let Some(existing_owner) = existing_owner {
                 return Err(RouteError::Conflict {
                     method: method.to_string(),
                     pattern: pattern.to_string(),
-                    existing_owner: existing.route.owner.to_string(),
+                    existing_owner,
                     new_owner: owner.to_string(),
                 });
             }
-            new.push(Entry {
-                route: Route {
-                    method: method.to_string(),
-                    pattern: pattern.to_string(),
-                    owner: Arc::clone(&owner),
-                    handler: Arc::clone(&handler),
-                },
-                segments,
+            new.push(NewRoute {
+                method: method.to_string(),
+                pattern: compiled,
+                handler,
             });
         }
-        self.routes.append(&mut new);
+        let owner: Arc<str> = Arc::from(owner);
+        for route in new {
+            let value = Route {
+                method: route.method.clone(),
+                pattern: route.pattern.as_str().to_string(),
+                owner: Arc::clone(&owner),
+                handler: route.handler,
+            };
+            self.table.insert(&route.method, route.pattern, value);
+        }
         Ok(())
     }
 
     pub fn build(self) -> Router {
-        let mut exact = ExactRoutes::default();
-        for (i, entry) in self.routes.iter().enumerate() {
-            if entry
-                .segments
-                .iter()
-                .all(|s| matches!(s, Segment::Exact(_)))
-            {
-                exact
-                    .entry(entry.route.pattern.clone())
-                    .or_default()
-                    .push(i);
-            }
-        }
-        Router {
-            routes: self.routes,
-            exact,
-        }
+        Router { table: self.table }
     }
 }
 
-/// Patterns without parameters, by their text (which a path matches only by being equal to it), each
-/// with the indices of its routes (one per method).
-type ExactRoutes = HashMap<String, Vec<usize>, BuildHasherDefault<PathHasher>>;
-
 pub struct Router {
-    routes: Vec<Entry>,
-    exact: ExactRoutes,
+    table: Table<Route>,
 }
 
 impl Router {
     /// Finds the route for `method` and the (still percent-encoded) `path`. HEAD falls back to GET routes.
     /// See the module docs for precedence. Allocates only the params (and `allow` for a 405).
     pub fn lookup<'r, 'p>(&'r self, method: &str, path: &'p str) -> RouteMatch<'r, 'p> {
-        // A route of this method whose pattern is the path itself is as specific as a match gets: no other
-        // route needs a look. (11 routes: 919 instructions for `GET /plaintext` by walking them all, 170
-        // through the map.)
-        if let Some(entry) = self.exact_route(method, path) {
-            return RouteMatch::Found {
-                route: &entry.route,
-                params: Vec::new(),
-            };
-        }
-        let mut best = None;
-        let mut best_get = None;
-        let mut other_methods = false;
-        for entry in self.routes.iter().filter(|e| e.matches(path, None)) {
-            if entry.route.method == method {
-                best = more_specific(best, entry);
-            } else if method == "HEAD" && entry.route.method == "GET" {
-                best_get = more_specific(best_get, entry);
-            } else {
-                other_methods = true;
-            }
-        }
-        if let Some(entry) = best.or(best_get) {
-            let mut params = Vec::new();
-            entry.matches(path, Some(&mut params));
-            return RouteMatch::Found {
-                route: &entry.route,
+        match self.table.lookup(method, path) {
+            Lookup::Found { value, params, .. } => RouteMatch::Found {
+                route: value,
                 params,
-            };
+            },
+            Lookup::MethodNotAllowed { allow } => RouteMatch::MethodNotAllowed { allow },
+            Lookup::NotFound => RouteMatch::NotFound,
         }
-        if other_methods {
-            return RouteMatch::MethodNotAllowed {
-                allow: self.allow(path),
-            };
-        }
-        RouteMatch::NotFound
-    }
-
-    /// The route of `method` whose pattern, free of parameters, equals `path`.
-    fn exact_route(&self, method: &str, path: &str) -> Option<&Entry> {
-        self.exact
-            .get(path)?
-            .iter()
-            .filter_map(|&i| self.routes.get(i))
-            .find(|entry| entry.route.method == method)
-    }
-
-    /// The methods of every route matching `path`, sorted, deduplicated, HEAD added when GET is there.
-    fn allow(&self, path: &str) -> String {
-        let mut methods: Vec<&str> = self
-            .routes
-            .iter()
-            .filter(|e| e.matches(path, None))
-            .map(|e| e.route.method.as_str())
-            .collect();
-        if methods.contains(&"GET") {
-            methods.push("HEAD");
-        }
-        methods.sort_unstable();
-        methods.dedup();
-        methods.join(", ")
     }
 
     /// Every route, in registration order (for the admin view and logs).
     pub fn routes(&self) -> impl Iterator<Item = &Route> {
-        self.routes.iter().map(|e| &e.route)
-    }
-}
-
-/// FxHash, rustc's own hasher: a rotate, a xor and a multiply per eight bytes, where the standard SipHash
-/// takes several times that for a short path. Keyed flooding cannot hurt here: the table is built once from
-/// route patterns and only ever looked up, so a client's path never becomes a key.
-#[derive(Default)]
-struct PathHasher(u64);
-
-impl PathHasher {
-    const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(Self::SEED);
-    }
-}
-
-impl Hasher for PathHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut words = bytes.chunks_exact(8);
-        for word in &mut words {
-            let mut buf = [0; 8];
-            buf.copy_from_slice(word);
-            self.add(u64::from_le_bytes(buf));
-        }
-        for &byte in words.remainder() {
-            self.add(u64::from(byte));
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
+        self.table.values()
     }
 }
 
@@ -617,6 +378,27 @@ mod tests {
                 ("HEAD", "/nothing", "404"),
             ],
         );
+    }
+
+    #[test]
+    fn any_method_routes_take_every_method_but_the_exact_one() {
+        let r = router(&[("*", "/app/{*rest}"), ("GET", "/app/status")]);
+        expect(
+            &r,
+            &[
+                ("DELETE", "/app/x/y", "* /app/{*rest} rest=x/y"),
+                ("GET", "/app/status", "GET /app/status"),
+                ("POST", "/app/status", "* /app/{*rest} rest=status"),
+                ("GET", "/other", "404"),
+            ],
+        );
+        let mut b = RouterBuilder::new();
+        b.add_all(&[("*", "/x/{a}")], "first", Arc::new(Nop))
+            .unwrap();
+        assert!(matches!(
+            b.add_all(&[("*", "/x/{b}")], "second", Arc::new(Nop)),
+            Err(RouteError::Conflict { existing_owner, .. }) if existing_owner == "first"
+        ));
     }
 
     #[test]

@@ -60,42 +60,29 @@ pub struct ConfigEntry<'a> {
     pub value: RStr<'a>,
 }
 
-/// The configuration a plugin's `init` receives: key/value pairs (none yet; a later plugd passes a per-plugin
-/// section of its configuration).
-#[derive(Clone, Copy, Debug)]
-pub struct Config<'a> {
-    entries: &'a [ConfigEntry<'a>],
-}
-
-impl<'a> Config<'a> {
-    /// A configuration over `entries`.
-    pub fn new(entries: &'a [ConfigEntry<'a>]) -> Config<'a> {
-        Config { entries }
-    }
-
-    /// The value of `key`, if set.
-    pub fn get(&self, key: &str) -> Option<&'a str> {
-        self.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
-    }
-
-    /// All entries in order, as `(key, value)`.
-    pub fn iter(&self) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
-        self.entries
-            .iter()
-            .map(|e| (e.key.as_str(), e.value.as_str()))
+impl<'a> ConfigEntry<'a> {
+    /// The entry `key = value`.
+    pub const fn new(key: &'a str, value: &'a str) -> ConfigEntry<'a> {
+        ConfigEntry {
+            key: RStr::from_str(key),
+            value: RStr::from_str(value),
+        }
     }
 }
+
+/// Kept here too: plugin-api 0.1.0 documented this path.
+pub use crate::config::Config;
 
 /// A panic caught inside the plugin: the message, with the source location when it was available.
 ///
 /// Only ever shown in the host's log, never sent to a client.
 pub type PanicMessage = RString;
 
-/// An optional capability a plugin offers under a versioned name (e.g. `"streaming.v1"`, none exist yet):
-/// a module the host finds by asking, instead of a field it expects.
+/// An optional capability a plugin offers under a versioned name ([`LOG_V1`], [`ROUTES_V1`]): a module the host
+/// finds by asking, instead of a field it expects.
 ///
-/// This is how plugd grows without stranding built plugins (DESIGN.md pitfall 3: a host whose prefix types
-/// grew refuses plugins built against the smaller layout). The root module and the handler object never gain
+/// This is how plugd grows without stranding built plugins: abi_stable refuses a plugin whose root module has
+/// fewer fields than the host's, so a grown root module would strand every plugin already built. The root module and the handler object never gain
 /// fields; a new feature is a new capability type in a plugin-api patch release. A newer plugd asks an older
 /// plugin for it and gets `RNone`; an older plugd never asks a newer plugin. Before using one, the host checks
 /// `layout` against the type it expects with abi_stable's layout checker.
@@ -108,7 +95,7 @@ pub struct Capability {
     pub module: *const (),
 }
 
-/// The answer of a plugin that offers no capability under a name (every plugin, so far).
+/// The answer of a plugin that offers no capability under a name.
 pub(crate) extern "C" fn no_capability(_name: RStr<'_>) -> ROption<Capability> {
     ROption::RNone
 }
@@ -161,4 +148,58 @@ impl RootModule for PluginModRef {
     const BASE_NAME: &'static str = "plugd_plugin";
     const NAME: &'static str = "plugd plugin";
     const VERSION_STRINGS: VersionStrings = package_version_strings!();
+}
+
+/// The library-level capability through which the host receives a plugin's `log` records: a [`LogModule`].
+pub const LOG_V1: &str = "log.v1";
+
+/// The per-instance capability that calls one route's function directly: a [`RoutesModule`].
+pub const ROUTES_V1: &str = "routes.v1";
+
+/// [`LOG_V1`]: the host installs its sink once, right after loading the library and before `init`.
+#[repr(C)]
+#[derive(StableAbi)]
+pub struct LogModule {
+    /// Makes `sink` the plugin's `log` logger and sets the plugin's maximum level to `sink.max_level`.
+    pub install: extern "C" fn(sink: LogSink),
+}
+
+/// Where a plugin's enabled log records go: a host function and its context.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy, Debug)]
+pub struct LogSink {
+    /// The host's data for `log` (the plugin's name), valid for the life of the process.
+    pub context: *const (),
+    /// Receives one record. Called from any thread.
+    pub log: extern "C" fn(context: *const (), record: &LogRecord<'_>),
+    /// The host's maximum level as `log::LevelFilter` numbers: 0 off, 1 error ... 5 trace. Records above it
+    /// never leave the plugin.
+    pub max_level: u8,
+}
+
+/// One log record crossing from a plugin to the host.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy, Debug)]
+pub struct LogRecord<'a> {
+    /// `log::Level` as a number: 1 error ... 5 trace.
+    pub level: u8,
+    /// The record's target in the plugin (its module path unless the author set one).
+    pub target: RStr<'a>,
+    /// The formatted message.
+    pub message: RStr<'a>,
+}
+
+/// [`ROUTES_V1`]: calls the function of the route at `route` (its index in the manifest) directly, so the
+/// plugin never matches the path again. It is the first field of the plugin's handler object, and valid as long
+/// as that object.
+#[repr(C)]
+#[derive(StableAbi)]
+pub struct RoutesModule {
+    /// Answers `req` with the route at index `route`; `RErr` carries the message of a caught panic. `module` is
+    /// this module itself (through it the plugin finds its object).
+    pub handle_route: extern "C" fn(
+        module: &RoutesModule,
+        route: usize,
+        req: &Request<'_>,
+    ) -> RResult<Response, PanicMessage>,
 }

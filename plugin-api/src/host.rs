@@ -1,15 +1,25 @@
 //! The host's side of the ABI: load a plugin library, verify it, start it, call it.
 //!
-//! plugd uses this module so that only plugin-api names abi_stable (DESIGN.md pitfall 8). Plugin authors never
-//! need it.
+//! plugd uses this module so that only plugin-api names abi_stable (it can then be replaced without touching
+//! plugd). Plugin authors never need it.
+//!
+//! Capabilities are resolved once, when a library is loaded ([`LOG_V1`]) or started ([`ROUTES_V1`]), never per
+//! request: each is checked with abi_stable's layout checker, and one that is absent (a plugin built against
+//! plugin-api 0.1.0) or fails the check is not used.
 
 use std::fmt;
 use std::path::Path;
+use std::ptr::NonNull;
 
+use abi_stable::abi_stability::abi_checking::check_layout_compatibility;
 use abi_stable::library::{lib_header_from_path, LibraryError};
 use abi_stable::std_types::{RResult, RSlice, RStr};
+use abi_stable::StableAbi;
 
-use crate::abi::{ConfigEntry, PluginInstance, PluginModRef};
+use crate::abi::{
+    Capability, ConfigEntry, LogModule, PluginInstance, PluginModRef, RoutesModule, LOG_V1,
+    ROUTES_V1,
+};
 pub use crate::response::ResponseHeaders;
 use crate::{Request, Response};
 
@@ -110,7 +120,8 @@ fn first_line(text: &str) -> String {
         .to_owned()
 }
 
-/// A verified plugin library. Libraries are never unloaded (DESIGN.md pitfall 5), so everything it hands out
+/// A verified plugin library. Libraries are never unloaded (a loaded image may still run code or own memory
+/// handed out), so everything it hands out
 /// is `'static`.
 #[derive(Clone, Copy)]
 pub struct Library {
@@ -126,14 +137,27 @@ impl Library {
     /// hard link) it has seen.
     pub fn load(path: &Path) -> Result<Library, LoadFailure> {
         // Not `RootModule::load_from_file`: it caches one module per root-module type, so every plugin after the
-        // first would come back as the first (DESIGN.md pitfall 1).
+        // first would come back as the first.
         let header =
             lib_header_from_path(path).map_err(|e| LoadFailure::from_library_error(e, None))?;
         let api_version = header.version_strings().version.as_str();
         let root = header
             .init_root_module::<PluginModRef>()
             .map_err(|e| LoadFailure::from_library_error(e, Some(api_version.to_owned())))?;
-        Ok(Library { root, api_version })
+        let library = Library { root, api_version };
+        library.install_logging();
+        Ok(library)
+    }
+
+    /// Hands the plugin a sink into this process's `log` logger, if it offers [`LOG_V1`] (plugin-api 0.1.1
+    /// and later). Before `init`, so `init` can log too.
+    fn install_logging(&self) {
+        let offered = (self.root.capability())(RStr::from(LOG_V1)).into_option();
+        if let Some(module) = checked::<LogModule>(self.name(), LOG_V1, offered) {
+            // SAFETY: the layout was checked against `LogModule`; the library is never unloaded.
+            let module = unsafe { module.as_ref() };
+            (module.install)(crate::logging::host_sink(self.name()));
+        }
     }
 
     /// A library's root module obtained without loading a file (the plugin is linked in, as in tests).
@@ -174,7 +198,7 @@ impl Library {
             })
             .collect();
         match (self.root.init())(RSlice::from(&entries[..])) {
-            RResult::ROk(instance) => Ok(Instance::new(instance)),
+            RResult::ROk(instance) => Ok(Instance::new(self.name(), instance)),
             RResult::RErr(message) => Err(message.into()),
         }
     }
@@ -185,19 +209,63 @@ impl Library {
     }
 }
 
+/// The module of capability `name` if it was offered and its layout is `M`'s; a mismatch is logged (once, at
+/// load) and the capability is not used.
+fn checked<M: StableAbi>(
+    plugin: &str,
+    name: &str,
+    offered: Option<Capability>,
+) -> Option<NonNull<M>> {
+    let capability = offered?;
+    if let Err(err) = check_layout_compatibility(M::LAYOUT, capability.layout) {
+        log::warn!("plugin {plugin}: capability {name} has an unexpected layout, not used: {err}");
+        return None;
+    }
+    NonNull::new(capability.module.cast_mut().cast())
+}
+
 /// A running plugin: its state, callable concurrently from every worker.
 pub struct Instance {
     instance: PluginInstance,
+    /// The plugin's [`ROUTES_V1`] module, resolved once at start: `None` for plugins that only offer `handle`.
+    routes: Option<NonNull<RoutesModule>>,
 }
 
+// SAFETY: `routes` points into the handler object `instance` owns, which is `Send + Sync` (the
+// `PluginObject` trait requires both) and outlives every use through `&self`.
+unsafe impl Send for Instance {}
+// SAFETY: as above.
+unsafe impl Sync for Instance {}
+
 impl Instance {
-    pub(crate) fn new(instance: PluginInstance) -> Instance {
-        Instance { instance }
+    pub(crate) fn new(plugin: &str, instance: PluginInstance) -> Instance {
+        let offered = instance.capability(RStr::from(ROUTES_V1)).into_option();
+        let routes = checked::<RoutesModule>(plugin, ROUTES_V1, offered);
+        Instance { instance, routes }
     }
 
     /// Calls the plugin's handler; `Err` is the message of a panic the plugin caught (log it, answer 500).
+    #[inline]
     pub fn handle(&self, req: &Request<'_>) -> Result<Response, String> {
         self.instance.handle(req).into_result().map_err(Into::into)
+    }
+
+    /// Calls the function of route `route` (its index in the manifest) when the plugin has one per route,
+    /// else its handler, which routes by itself. `Err` is the message of a caught panic.
+    ///
+    /// Inline: it is the per-request path of every plugin call in plugd.
+    #[inline]
+    pub fn handle_route(&self, route: usize, req: &Request<'_>) -> Result<Response, String> {
+        match self.routes {
+            Some(module) => {
+                // SAFETY: checked against `RoutesModule` at start; valid while `self.instance` lives.
+                let module = unsafe { module.as_ref() };
+                (module.handle_route)(module, route, req)
+                    .into_result()
+                    .map_err(Into::into)
+            }
+            None => self.handle(req),
+        }
     }
 
     /// Calls the plugin's shutdown hook; `Err` is the message of a panic the plugin caught.

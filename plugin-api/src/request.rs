@@ -6,6 +6,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use abi_stable::std_types::{ROption, RSlice, RStr};
 use abi_stable::StableAbi;
 
+use crate::{Error, FormData};
+
+/// The media type of a form body (WHATWG URL Standard §5.1).
+const FORM_MEDIA_TYPE: &str = "application/x-www-form-urlencoded";
+
 /// The HTTP version of a request.
 #[repr(u8)]
 #[derive(StableAbi, Clone, Copy, Debug, PartialEq, Eq)]
@@ -250,6 +255,40 @@ impl<'a> Request<'a> {
     /// The client's address.
     pub fn peer(&self) -> SocketAddr {
         self.peer.into()
+    }
+
+    /// The query's fields, decoded (see [`FormData`]); empty without a query. A malformed query is a 400.
+    pub fn query_params(&self) -> Result<FormData<'a>, Error> {
+        match self.query() {
+            Some(query) => FormData::parse(query, "query"),
+            None => Ok(FormData::default()),
+        }
+    }
+
+    /// The body's fields, if it is `application/x-www-form-urlencoded` (an HTML form's POST): 415 for another
+    /// `Content-Type`, 400 for a malformed body.
+    pub fn form(&self) -> Result<FormData<'a>, Error> {
+        let content_type = self.header_str("Content-Type").unwrap_or("");
+        let media_type = content_type.split(';').next().unwrap_or("").trim();
+        if !media_type.eq_ignore_ascii_case(FORM_MEDIA_TYPE) {
+            return Err(Error::unsupported_media_type(format!(
+                "expected a {FORM_MEDIA_TYPE} body, got Content-Type {content_type:?}"
+            )));
+        }
+        let body = std::str::from_utf8(self.body())
+            .map_err(|_| Error::bad_request("the form body is not UTF-8"))?;
+        FormData::parse(body, "form body")
+    }
+
+    /// The value of the cookie `name` from the `Cookie` fields (RFC 6265 §5.4), as sent: cookie values are not
+    /// percent-decoded.
+    pub fn cookie(&self, name: &str) -> Option<&'a str> {
+        self.headers_named("Cookie")
+            .filter_map(|value| std::str::from_utf8(value).ok())
+            .flat_map(|value| value.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.trim_matches('"'))
     }
 }
 

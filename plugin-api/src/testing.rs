@@ -1,19 +1,24 @@
 //! Unit-testing a plugin without the host: [`TestPlugin`] starts your plugin in-process through the same root
-//! module, FFI types and panic guard the host uses; [`TestRequest`] builds the request.
+//! module, FFI types, capabilities and panic guard plugd uses, and routes and decodes each [`TestRequest`] with
+//! plugd's own code ([`crate::routing`], [`crate::percent`]), so a test sees the answer plugd would give.
 //!
 //! ```
 //! # mod plugin {
-//! use plugin_api::{Handler, Request, Response};
+//! use plugin_api::{Request, Response};
 //! pub struct Greeter;
-//! impl Handler for Greeter {
-//!     fn handle(&self, req: &Request<'_>) -> Response {
+//! impl Greeter {
+//!     fn hi(&self, req: &Request<'_>) -> Response {
 //!         Response::text(format!("hi {}", req.param("who").unwrap_or("?")))
+//!     }
+//!     fn everyone(&self, _req: &Request<'_>) -> Response {
+//!         Response::text("hi all")
 //!     }
 //! }
 //! plugin_api::export_plugin! {
 //!     name: "greeter",
 //!     version: "1.0.0",
-//!     routes: [("GET", "/hi/{who}")],
+//!     // Declared first, yet `/hi/all` goes to the more specific route, as in plugd.
+//!     routes: [("GET", "/hi/{who}", Greeter::hi), ("GET", "/hi/all", Greeter::everyone)],
 //!     init: |_config| Ok(Greeter),
 //! }
 //! # }
@@ -22,6 +27,8 @@
 //! let greeter = TestPlugin::start(plugin::plugd_plugin).unwrap();
 //! let response = greeter.call(TestRequest::get("/hi/J%C3%BCrgen"));
 //! assert_eq!(response.body_str(), Some("hi Jürgen"));
+//! assert_eq!(greeter.call(TestRequest::get("/hi/all")).body_str(), Some("hi all"));
+//! assert_eq!(greeter.call(TestRequest::get("/hi/%+1")).status(), 400);
 //! assert_eq!(greeter.call(TestRequest::post("/hi/x")).status(), 405);
 //! assert_eq!(greeter.call(TestRequest::get("/nope")).status(), 404);
 //! ```
@@ -30,11 +37,14 @@ use std::net::{Ipv4Addr, SocketAddr};
 
 use crate::abi::PluginModRef;
 use crate::host::Instance;
+use crate::percent::decode_params;
+use crate::routing::{Lookup, Pattern, Table};
 use crate::{Header, Param, Request, RequestParts, Response, Version};
 
 /// A plugin started in-process from its root module, answering [`TestRequest`]s.
 pub struct TestPlugin {
-    root: PluginModRef,
+    /// The plugin's routes, compiled with plugd's router code; each leads to its manifest index.
+    routes: Table<usize>,
     instance: Instance,
 }
 
@@ -46,21 +56,34 @@ impl TestPlugin {
         TestPlugin::start_with_config(root, &[])
     }
 
-    /// Runs the plugin's `init` with `config` as its key/value pairs.
+    /// Runs the plugin's `init` with `config` as its key/value pairs, as plugd passes the plugin's table of
+    /// its configuration file (`greeting = "Hi"` is `("greeting", "Hi")`; see [`Config`](crate::Config)).
     pub fn start_with_config(
         root: fn() -> PluginModRef,
         config: &[(&str, &str)],
     ) -> Result<TestPlugin, String> {
-        let root = root();
-        let library = crate::host::Library::from_root(root);
+        let library = crate::host::Library::from_root(root());
+        let mut routes = Table::new();
+        for (index, (method, pattern)) in library.routes().enumerate() {
+            let pattern = Pattern::parse(pattern)
+                .map_err(|reason| format!("invalid route pattern `{pattern}`: {reason}"))?;
+            if routes.conflict(method, &pattern).is_some() {
+                return Err(format!(
+                    "route `{method} {}` is declared twice",
+                    pattern.as_str()
+                ));
+            }
+            routes.insert(method, pattern, index);
+        }
         Ok(TestPlugin {
-            root,
+            routes,
             instance: library.init(config)?,
         })
     }
 
-    /// Routes `request` like the host would (matching the plugin's declared routes, decoding the captures) and
-    /// calls the handler. No route for the path gives 404, no route for the method 405; a panic gives 500.
+    /// Routes `request` like plugd (the same matching and precedence code) and calls the route's function.
+    /// No route for the path gives 404, no route for the method 405 with `Allow`, a path parameter that is not
+    /// valid percent-encoded UTF-8 gives 400, and a panic 500.
     pub fn call(&self, request: TestRequest) -> Response {
         self.try_call(request).unwrap_or_else(|panic| {
             eprintln!("plugin panicked: {panic}");
@@ -74,30 +97,16 @@ impl TestPlugin {
             Some((path, query)) => (path, Some(query)),
             None => (request.target.as_str(), None),
         };
-        let mut path_matched = false;
-        let mut captures = None;
-        for route in self.root.manifest().routes.as_slice() {
-            if let Some(found) = match_pattern(route.pattern(), path) {
-                path_matched = true;
-                let method_ok = route.method() == request.method
-                    || (request.method == "HEAD" && route.method() == "GET");
-                if method_ok {
-                    captures = Some(found);
-                    break;
-                }
+        let (route, raw_params) = match self.routes.lookup(&request.method, path) {
+            Lookup::Found { value, params, .. } => (*value, params),
+            Lookup::MethodNotAllowed { allow } => {
+                return Ok(Response::empty(405).with_header("Allow", allow))
             }
-        }
-        let Some(captures) = captures else {
-            let status = if path_matched { 405 } else { 404 };
-            return Ok(Response::empty(status));
+            Lookup::NotFound => return Ok(Response::empty(404)),
         };
-        let decoded: Vec<(&str, String)> = match captures
-            .into_iter()
-            .map(|(name, raw)| decode(raw).map(|value| (name, value)))
-            .collect::<Option<_>>()
-        {
-            Some(decoded) => decoded,
-            None => return Ok(Response::text("bad path parameter").with_status(400)),
+        let decoded = match decode_params(&raw_params) {
+            Ok(decoded) => decoded,
+            Err(bad) => return Ok(Response::text(format!("{bad}\n")).with_status(400)),
         };
         let params: Vec<Param<'_>> = decoded.iter().map(|(n, v)| Param::new(n, v)).collect();
         let headers: Vec<Header<'_>> = request
@@ -116,55 +125,13 @@ impl TestPlugin {
             body: &request.body,
             peer: request.peer,
         });
-        self.instance.handle(&req)
+        self.instance.handle_route(route, &req)
     }
 
     /// Calls the plugin's shutdown hook; `Err` is the message of a panic in it.
     pub fn shutdown(&self) -> Result<(), String> {
         self.instance.shutdown()
     }
-}
-
-/// Matches `path` against a route pattern, returning the raw captures in pattern order.
-fn match_pattern<'p, 'a>(pattern: &'p str, path: &'a str) -> Option<Vec<(&'p str, &'a str)>> {
-    let mut captures = Vec::new();
-    let mut rest = path.strip_prefix('/')?;
-    let mut segments = pattern.strip_prefix('/')?.split('/').peekable();
-    while let Some(segment) = segments.next() {
-        if let Some(name) = segment.strip_prefix("{*").and_then(|s| s.strip_suffix('}')) {
-            captures.push((name, rest));
-            return Some(captures);
-        }
-        let (head, tail) = rest.split_once('/').unwrap_or((rest, ""));
-        let last = segments.peek().is_none();
-        if last && rest.contains('/') {
-            return None;
-        }
-        match segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-            Some(name) if !head.is_empty() => captures.push((name, head)),
-            Some(_) => return None,
-            None if segment == head => {}
-            None => return None,
-        }
-        rest = tail;
-    }
-    Some(captures)
-}
-
-/// Percent-decodes a captured segment into text (`None` if malformed or not UTF-8, as the host answers 400).
-fn decode(raw: &str) -> Option<String> {
-    let mut out = Vec::with_capacity(raw.len());
-    let mut bytes = raw.bytes();
-    while let Some(byte) = bytes.next() {
-        if byte == b'%' {
-            let hex = [bytes.next()?, bytes.next()?];
-            let hex = std::str::from_utf8(&hex).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-        } else {
-            out.push(byte);
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// A request for [`TestPlugin::call`]: method, target, header fields, body and peer, with sensible defaults
@@ -231,31 +198,5 @@ impl TestRequest {
     pub fn peer(mut self, peer: SocketAddr) -> TestRequest {
         self.peer = peer;
         self
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{decode, match_pattern};
-
-    #[test]
-    fn patterns_match_like_the_router() {
-        assert_eq!(match_pattern("/", "/"), Some(vec![]));
-        assert_eq!(match_pattern("/a/{x}", "/a/b"), Some(vec![("x", "b")]));
-        assert_eq!(match_pattern("/a/{x}", "/a/"), None);
-        assert_eq!(match_pattern("/a/{x}", "/a/b/c"), None);
-        assert_eq!(match_pattern("/a", "/b"), None);
-        assert_eq!(
-            match_pattern("/f/{*rest}", "/f/x/y"),
-            Some(vec![("rest", "x/y")])
-        );
-    }
-
-    #[test]
-    fn captures_are_decoded_once_and_must_be_utf8() {
-        assert_eq!(decode("J%C3%BCrgen").as_deref(), Some("Jürgen"));
-        assert_eq!(decode("%2541").as_deref(), Some("%41"));
-        assert_eq!(decode("%zz"), None);
-        assert_eq!(decode("%ff"), None);
     }
 }

@@ -1,20 +1,22 @@
-//! The adapter that makes a plugin's handler object a [`Handler`] like any other: it builds the FFI view of
-//! the request (no copies, parameters decoded once) and turns the plugin's answer into a host [`Response`].
+//! The adapter that makes each route of a plugin a [`Handler`] like any other: it builds the FFI view of the
+//! request (no copies, parameters decoded once), calls the route's function by its manifest index (or the
+//! plugin's single handler, for plugins built against plugin-api 0.1.0), and turns the plugin's answer into a
+//! host [`Response`].
 
-use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use plugin_api::host::Instance;
+use plugin_api::percent::decode_params;
 
 use crate::handler::{Body, Fields, Handler, Request, Response};
+use crate::http::Version;
 use crate::http::headers::INLINE_HEADERS;
-use crate::http::{Version, percent};
 
 /// Final statuses a handler may answer with (RFC 9110 §15: 1xx are interim, and the host owns those).
 const VALID_STATUS: std::ops::RangeInclusive<u16> = 200..=599;
 
-/// One running plugin, registered in the router for all of its routes.
+/// One running plugin; the router holds one [`PluginRoute`] per route of it.
 pub struct PluginHandler {
     /// The plugin's name, for log lines.
     name: Arc<str>,
@@ -44,26 +46,16 @@ impl PluginHandler {
             );
         }
     }
-}
 
-impl Handler for PluginHandler {
-    fn handle(&self, req: &Request<'_>) -> Response {
-        // Path parameters are decoded exactly once, here. One that is not valid percent-encoding, or not UTF-8
-        // once decoded, cannot be handed to the plugin as text: the client gets 400 and the plugin is not called.
-        let mut decoded: Vec<(&str, Cow<'_, str>)> = Vec::with_capacity(req.params.len());
-        for &(name, raw) in req.params {
-            match decode_param(raw) {
-                Some(value) => decoded.push((name, value)),
-                None => {
-                    return Response::text(
-                        400,
-                        format!(
-                            "Bad Request: path parameter `{name}` is not valid percent-encoded UTF-8\n"
-                        ),
-                    );
-                }
-            }
-        }
+    /// Answers `req` with the plugin's route at `index`.
+    fn handle_route(&self, index: usize, req: &Request<'_>) -> Response {
+        // Path parameters are decoded exactly once, here (with the decoder plugins' unit tests use). One that
+        // is not valid percent-encoding, or not UTF-8 once decoded, cannot be handed to the plugin as text:
+        // the client gets 400 and the plugin is not called.
+        let decoded = match decode_params(req.params) {
+            Ok(decoded) => decoded,
+            Err(bad) => return Response::text(400, format!("{bad}\n")),
+        };
         let params: Vec<plugin_api::Param<'_>> = decoded
             .iter()
             .map(|(name, value)| plugin_api::Param::new(name, value))
@@ -99,7 +91,7 @@ impl Handler for PluginHandler {
             body: req.body,
             peer: req.peer,
         });
-        match self.instance.handle(&view) {
+        match self.instance.handle_route(index, &view) {
             Ok(response) => match into_host_response(response) {
                 Ok(response) => response,
                 Err(problem) => {
@@ -126,10 +118,22 @@ impl Handler for PluginHandler {
     }
 }
 
-fn decode_param(raw: &str) -> Option<Cow<'_, str>> {
-    match percent::decode(raw.as_bytes())? {
-        Cow::Borrowed(bytes) => std::str::from_utf8(bytes).ok().map(Cow::Borrowed),
-        Cow::Owned(bytes) => String::from_utf8(bytes).ok().map(Cow::Owned),
+/// The handler of one route of a plugin: the plugin and the route's index in its manifest.
+pub struct PluginRoute {
+    plugin: Arc<PluginHandler>,
+    index: usize,
+}
+
+impl PluginRoute {
+    /// The handler of the route at `index` in `plugin`'s manifest.
+    pub fn new(plugin: Arc<PluginHandler>, index: usize) -> PluginRoute {
+        PluginRoute { plugin, index }
+    }
+}
+
+impl Handler for PluginRoute {
+    fn handle(&self, req: &Request<'_>) -> Response {
+        self.plugin.handle_route(self.index, req)
     }
 }
 

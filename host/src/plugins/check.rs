@@ -6,7 +6,8 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::{LoadError, mounted_routes, open, start};
+use super::error::LoadError;
+use super::load::{mounted_routes, open, start};
 use crate::config::PluginTables;
 use crate::router::RouterBuilder;
 
@@ -69,7 +70,7 @@ fn run(
     let plugin = start(path, library, table)?;
     let _ = writeln!(text, "init        accepted its configuration");
     let registered = plugin.register(router);
-    plugin.handler.shutdown();
+    plugin.handler().shutdown();
     registered.map_err(|kind| LoadError {
         path: path.to_owned(),
         kind,

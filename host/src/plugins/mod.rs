@@ -19,18 +19,18 @@
 mod adapter;
 mod check;
 mod error;
+mod load;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use plugin_api::host::Library;
-
-pub use adapter::PluginHandler;
+pub use adapter::{PluginHandler, PluginRoute};
 pub use check::{CheckReport, check};
 pub use error::{LoadError, LoadErrorKind};
+pub use load::LoadedPlugin;
+use load::{open, start};
 
-use crate::config::{Mount, PluginTable, PluginTables};
+use crate::config::PluginTables;
 use crate::router::RouterBuilder;
 
 /// The plugins found in the plugin folder: those that loaded and started, and the files that were refused.
@@ -40,63 +40,10 @@ pub struct Plugins {
     refused: Vec<LoadError>,
 }
 
-/// One plugin that loaded, passed the ABI checks and whose `init` accepted its configuration.
-pub struct LoadedPlugin {
-    path: PathBuf,
-    library: Library,
-    handler: Arc<PluginHandler>,
-    mount: Mount,
-}
-
-impl LoadedPlugin {
-    /// The plugin's name (its owner name in the router, and its table in the config file).
-    pub fn name(&self) -> &'static str {
-        self.library.name()
-    }
-
-    /// The plugin's own version.
-    pub fn version(&self) -> &'static str {
-        self.library.version()
-    }
-
-    /// The file it was loaded from.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Its `(method, pattern)` routes as served: each pattern under the plugin's mount prefix.
-    pub fn routes(&self) -> Vec<(&'static str, String)> {
-        mounted_routes(&self.library, &self.mount)
-    }
-
-    /// Its handler, as the router calls it.
-    pub fn handler(&self) -> &Arc<PluginHandler> {
-        &self.handler
-    }
-
-    /// Registers all of its routes, or none if the router refuses one.
-    fn register(&self, router: &mut RouterBuilder) -> Result<(), LoadErrorKind> {
-        let routes = self.routes();
-        let routes: Vec<(&str, &str)> = routes.iter().map(|(m, p)| (*m, p.as_str())).collect();
-        let handler: Arc<dyn crate::handler::Handler> = self.handler.clone();
-        router
-            .add_all(&routes, self.name(), handler)
-            .map_err(LoadErrorKind::Route)
-    }
-}
-
 /// `GET /, GET /hello/{name}` for log lines.
 fn route_list(routes: &[(&str, String)]) -> String {
     let routes: Vec<String> = routes.iter().map(|(m, p)| format!("{m} {p}")).collect();
     routes.join(", ")
-}
-
-/// A library's routes under `mount`.
-fn mounted_routes(library: &Library, mount: &Mount) -> Vec<(&'static str, String)> {
-    library
-        .routes()
-        .map(|(method, pattern)| (method, mount.apply(pattern)))
-        .collect()
 }
 
 impl Plugins {
@@ -136,7 +83,7 @@ impl Plugins {
             let outcome = match registered.iter().find(|p| p.name() == plugin.name()) {
                 Some(first) => Err(LoadErrorKind::DuplicateName {
                     name: plugin.name().to_owned(),
-                    first: first.path.clone(),
+                    first: first.path().to_owned(),
                 }),
                 None => plugin.register(router),
             };
@@ -146,15 +93,15 @@ impl Plugins {
                         "plugin loaded: {} {} from {}: {}",
                         plugin.name(),
                         plugin.version(),
-                        plugin.path.display(),
+                        plugin.path().display(),
                         route_list(&plugin.routes())
                     );
                     registered.push(plugin);
                 }
                 Err(kind) => {
-                    plugin.handler.shutdown();
+                    plugin.handler().shutdown();
                     self.refuse(LoadError {
-                        path: plugin.path,
+                        path: plugin.path().to_owned(),
                         kind,
                     });
                 }
@@ -176,7 +123,7 @@ impl Plugins {
     /// Runs every loaded plugin's shutdown hook, once: further calls do nothing.
     pub fn shutdown(&self) {
         for plugin in &self.loaded {
-            plugin.handler.shutdown();
+            plugin.handler().shutdown();
         }
     }
 
@@ -209,39 +156,6 @@ fn discover(dir: &Path) -> Vec<PathBuf> {
         .collect();
     files.sort();
     files
-}
-
-/// Loads and verifies one plugin file, without running any of its code.
-pub fn open(path: &Path) -> Result<Library, LoadError> {
-    Library::load(path).map_err(|failure| {
-        if let Some(detail) = failure.detail() {
-            log::debug!("plugin {}: abi_stable's report:\n{detail}", path.display());
-        }
-        LoadError {
-            path: path.to_owned(),
-            kind: LoadErrorKind::Library(failure),
-        }
-    })
-}
-
-/// Runs the plugin's `init` with its table's entries (none without a table); the table's mount prefix
-/// applies when it is registered.
-pub fn start(
-    path: &Path,
-    library: Library,
-    table: Option<&PluginTable>,
-) -> Result<LoadedPlugin, LoadError> {
-    let entries = table.map(PluginTable::entry_refs).unwrap_or_default();
-    let instance = library.init(&entries).map_err(|message| LoadError {
-        path: path.to_owned(),
-        kind: LoadErrorKind::InitFailed { message },
-    })?;
-    Ok(LoadedPlugin {
-        path: path.to_owned(),
-        library,
-        handler: Arc::new(PluginHandler::new(library.name().into(), instance)),
-        mount: table.map(|t| t.mount.clone()).unwrap_or_default(),
-    })
 }
 
 #[cfg(test)]

@@ -5,13 +5,13 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 use std::{env, fs};
 
 use plugin_api::host::LoadFailure;
 
-use super::{LoadErrorKind, Plugins};
+use super::{LoadErrorKind, PluginRoute, Plugins};
 use crate::config::PluginTables;
 
 #[path = "../../../tests/fixtures/builder.rs"]
@@ -139,13 +139,19 @@ fn body_text(response: &Response) -> &str {
     }
 }
 
-fn handler<'p>(plugins: &'p Plugins, name: &str) -> &'p dyn Handler {
+/// The handler of plugin `name`'s route with `pattern`, as the router holds it.
+fn handler(plugins: &Plugins, name: &str, pattern: &str) -> PluginRoute {
     let plugin = plugins
         .loaded()
         .iter()
         .find(|p| p.name() == name)
         .expect(name);
-    plugin.handler().as_ref()
+    let index = plugin
+        .routes()
+        .iter()
+        .position(|(_, p)| p == pattern)
+        .expect(pattern);
+    PluginRoute::new(Arc::clone(plugin.handler()), index)
 }
 
 #[test]
@@ -167,7 +173,13 @@ fn example_plugins_load_in_file_order_and_answer_through_the_adapter() {
         ]
     );
 
-    let plaintext = call(handler(&plugins, "hello"), "GET", "/plaintext", &[], b"");
+    let plaintext = call(
+        &handler(&plugins, "hello", "/plaintext"),
+        "GET",
+        "/plaintext",
+        &[],
+        b"",
+    );
     assert_eq!(
         (plaintext.status, body_text(&plaintext)),
         (200, "Hello, World!")
@@ -178,7 +190,7 @@ fn example_plugins_load_in_file_order_and_answer_through_the_adapter() {
     );
 
     let greeting = call(
-        handler(&plugins, "hello"),
+        &handler(&plugins, "hello", "/hello/{name}"),
         "GET",
         "/hello/J%C3%BCrgen",
         &[("name", "J%C3%BCrgen")],
@@ -187,7 +199,7 @@ fn example_plugins_load_in_file_order_and_answer_through_the_adapter() {
     assert_eq!(body_text(&greeting), "Hello, Jürgen!");
 
     let bad = call(
-        handler(&plugins, "hello"),
+        &handler(&plugins, "hello", "/hello/{name}"),
         "GET",
         "/hello/%FF",
         &[("name", "%FF")],
@@ -199,7 +211,7 @@ fn example_plugins_load_in_file_order_and_answer_through_the_adapter() {
     );
 
     let form = call(
-        handler(&plugins, "echo"),
+        &handler(&plugins, "echo", "/submit"),
         "POST",
         "/submit",
         &[],
@@ -207,8 +219,20 @@ fn example_plugins_load_in_file_order_and_answer_through_the_adapter() {
     );
     assert_eq!(body_text(&form), "name=test\n");
 
-    let first = call(handler(&plugins, "counter"), "GET", "/counter", &[], b"");
-    let second = call(handler(&plugins, "counter"), "GET", "/counter", &[], b"");
+    let first = call(
+        &handler(&plugins, "counter", "/counter"),
+        "GET",
+        "/counter",
+        &[],
+        b"",
+    );
+    let second = call(
+        &handler(&plugins, "counter", "/counter"),
+        "GET",
+        "/counter",
+        &[],
+        b"",
+    );
     assert_eq!((body_text(&first), body_text(&second)), ("1", "2"));
     plugins.shutdown();
     plugins.shutdown();
@@ -219,16 +243,22 @@ fn a_panicking_handler_gives_500_without_the_message_and_keeps_serving() {
     let dir = scratch_dir("panicky");
     install(&dir, &["panicky"]);
     let plugins = Plugins::load_dir(&dir, &PluginTables::default());
-    let panicky = handler(&plugins, "panicky");
+    let panic = handler(&plugins, "panicky", "/panic");
     for _ in 0..100 {
-        let response = call(panicky, "GET", "/panic", &[], b"");
+        let response = call(&panic, "GET", "/panic", &[], b"");
         assert_eq!(response.status, 500);
         assert!(
             !body_text(&response).contains("secret"),
             "the panic message leaked"
         );
     }
-    let fine = call(panicky, "GET", "/panicky", &[], b"");
+    let fine = call(
+        &handler(&plugins, "panicky", "/panicky"),
+        "GET",
+        "/panicky",
+        &[],
+        b"",
+    );
     assert_eq!(
         (fine.status, body_text(&fine)),
         (200, "panicky is still serving")
@@ -338,7 +368,7 @@ fn a_plugin_built_against_an_incompatible_plugin_api_is_refused_with_both_versio
     assert_eq!(
         (expected.as_str(), found.as_str()),
         (
-            "plugin-api 0.1.0",
+            format!("plugin-api {}", plugin_api::host::API_VERSION).as_str(),
             format!("plugin-api {}", fixtures::INCOMPATIBLE_API_VERSION).as_str()
         )
     );
@@ -365,7 +395,7 @@ fn plugin_call_overhead() {
     const CALLS: u32 = 1_000_000;
     for (label, handler) in [
         ("native", &Native as &dyn Handler),
-        ("plugin", handler(&plugins, "hello")),
+        ("plugin", &handler(&plugins, "hello", "/plaintext")),
     ] {
         let start = Instant::now();
         for _ in 0..CALLS {

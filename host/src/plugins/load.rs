@@ -1,0 +1,106 @@
+//! One plugin file through the startup steps every path shares (the server's folder scan and `plugd check`):
+//! load and verify it without running its code, `init` it with its config table, register its routes under
+//! its mount prefix.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use plugin_api::host::Library;
+
+use super::adapter::{PluginHandler, PluginRoute};
+use super::error::{LoadError, LoadErrorKind};
+use crate::config::{Mount, PluginTable};
+use crate::router::RouterBuilder;
+
+/// One plugin that loaded, passed the ABI checks and whose `init` accepted its configuration.
+pub struct LoadedPlugin {
+    path: PathBuf,
+    library: Library,
+    handler: Arc<PluginHandler>,
+    mount: Mount,
+}
+
+impl LoadedPlugin {
+    /// The plugin's name (its owner name in the router, and its table in the config file).
+    pub fn name(&self) -> &'static str {
+        self.library.name()
+    }
+
+    /// The plugin's own version.
+    pub fn version(&self) -> &'static str {
+        self.library.version()
+    }
+
+    /// The file it was loaded from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Its `(method, pattern)` routes as served: each pattern under the plugin's mount prefix.
+    pub fn routes(&self) -> Vec<(&'static str, String)> {
+        mounted_routes(&self.library, &self.mount)
+    }
+
+    /// Its handler, as the router calls it.
+    pub fn handler(&self) -> &Arc<PluginHandler> {
+        &self.handler
+    }
+
+    /// Registers all of its routes, or none if the router refuses one.
+    pub(super) fn register(&self, router: &mut RouterBuilder) -> Result<(), LoadErrorKind> {
+        let routes = self.routes();
+        // One handler per route, carrying the route's manifest index (the plugin's own dispatch key).
+        let routes = routes.iter().enumerate().map(|(index, (method, pattern))| {
+            let route = PluginRoute::new(Arc::clone(&self.handler), index);
+            (
+                *method,
+                pattern.as_str(),
+                Arc::new(route) as Arc<dyn crate::handler::Handler>,
+            )
+        });
+        router
+            .add_routes(routes, self.name())
+            .map_err(LoadErrorKind::Route)
+    }
+}
+
+/// A library's routes under `mount`.
+pub(super) fn mounted_routes(library: &Library, mount: &Mount) -> Vec<(&'static str, String)> {
+    library
+        .routes()
+        .map(|(method, pattern)| (method, mount.apply(pattern)))
+        .collect()
+}
+
+/// Loads and verifies one plugin file, without running any of its code.
+pub fn open(path: &Path) -> Result<Library, LoadError> {
+    Library::load(path).map_err(|failure| {
+        if let Some(detail) = failure.detail() {
+            log::debug!("plugin {}: abi_stable's report:\n{detail}", path.display());
+        }
+        LoadError {
+            path: path.to_owned(),
+            kind: LoadErrorKind::Library(failure),
+        }
+    })
+}
+
+/// Runs the plugin's `init` with its table's entries (none without a table); the table's mount prefix
+/// applies when it is registered.
+pub fn start(
+    path: &Path,
+    library: Library,
+    table: Option<&PluginTable>,
+) -> Result<LoadedPlugin, LoadError> {
+    let entries = table.map(PluginTable::entry_refs).unwrap_or_default();
+    let instance = library.init(&entries).map_err(|message| LoadError {
+        path: path.to_owned(),
+        kind: LoadErrorKind::InitFailed { message },
+    })?;
+    Ok(LoadedPlugin {
+        path: path.to_owned(),
+        library,
+        handler: Arc::new(PluginHandler::new(library.name().into(), instance)),
+        mount: table.map(|t| t.mount.clone()).unwrap_or_default(),
+    })
+}
