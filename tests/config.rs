@@ -341,9 +341,10 @@ fn check_describes_a_good_plugin_with_its_mounted_routes_and_exits_0() {
     let library = config_echo();
     let out = check(&[path_str(&library), "--config", path_str(&file)]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let api = format!("plugin-api  {}", plugin_api::host::API_VERSION);
     for expected in [
         "plugin      config-echo 0.1.0",
-        "plugin-api  0.1.0",
+        api.as_str(),
         "mount       /api",
         "GET /api/config-echo",
         "GET /api/items/{id}",
@@ -394,8 +395,9 @@ fn check_refuses_an_incompatible_plugin_naming_both_versions_and_exits_1() {
     let out = check(&[path_str(&library)]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let expected = format!(
-        "built against an incompatible plugin-api: this plugd expects plugin-api 0.1.0, the plugin was built \
+        "built against an incompatible plugin-api: this plugd expects plugin-api {}, the plugin was built \
          against plugin-api {}",
+        plugin_api::host::API_VERSION,
         fixtures::INCOMPATIBLE_API_VERSION
     );
     assert!(out.stderr.contains(&expected), "{out:?}");
