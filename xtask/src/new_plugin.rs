@@ -101,7 +101,7 @@ fn lib_rs(name: &str) -> String {
 const TEMPLATE: &str = r#"//! NAME: a plugd plugin. Build it with `cargo build --release`, check it with
 //! `plugd check target/release/<library>`, then copy the library into plugd's plugin folder.
 
-use plugin_api::{Config, Handler, InitError, Request, Response};
+use plugin_api::{log, Config, InitError, Request, Response};
 
 /// The plugin's state, built once by `init` and shared by every worker (`&self` only: use atomics or locks
 /// for anything that changes).
@@ -112,20 +112,17 @@ pub struct Plugin {
 impl Plugin {
     /// Reads the plugin's table in plugd's config file, e.g. `[plugins.NAME] greeting = "Hi"`.
     fn new(config: &Config<'_>) -> Result<Plugin, InitError> {
-        let greeting = config.get("greeting").unwrap_or("Hello");
+        let greeting: String = config.parse_or("greeting", "Hello".to_owned())?;
         if greeting.is_empty() {
             return Err("greeting must not be empty".into());
         }
-        Ok(Plugin {
-            greeting: greeting.to_owned(),
-        })
+        Ok(Plugin { greeting })
     }
-}
 
-impl Handler for Plugin {
-    fn handle(&self, req: &Request<'_>) -> Response {
-        // Path parameters arrive percent-decoded.
+    /// `GET /NAME/{who}`: path parameters arrive percent-decoded.
+    fn greet(&self, req: &Request<'_>) -> Response {
         let who = req.param("who").unwrap_or("stranger");
+        log::debug!("greeting {who}"); // plugd's log, under RUST_LOG (e.g. RUST_LOG=info,NAME=debug)
         Response::text(format!("{}, {who}!", self.greeting))
     }
 }
@@ -133,7 +130,7 @@ impl Handler for Plugin {
 plugin_api::export_plugin! {
     name: "NAME",
     version: env!("CARGO_PKG_VERSION"),
-    routes: [("GET", "/NAME/{who}")],
+    routes: [("GET", "/NAME/{who}", Plugin::greet)],
     init: Plugin::new,
 }
 
