@@ -1,5 +1,5 @@
 //! Panic containment. Every call from the host into plugin code runs through [`catch`], inside the plugin:
-//! a panic that reached an abi_stable `extern "C"` shim would abort the whole server (DESIGN.md pitfall 4).
+//! a panic that reached an abi_stable `extern "C"` shim would abort the whole server (docs/ARCHITECTURE.md §8.5).
 //!
 //! A plugin library carries its own copy of std, so the host's panic hook never sees plugin panics. While a
 //! call is guarded, this plugin's hook records the panic's location instead of printing it; the message goes

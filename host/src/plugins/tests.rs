@@ -1,5 +1,5 @@
 //! In-process tests of loading: the real example plugins and a fixture, built by cargo first (cargo test does
-//! not build cdylibs of other packages: DESIGN.md pitfall 6), loaded with `Plugins::load_dir` and called
+//! not build cdylibs of other packages: docs/ARCHITECTURE.md §13.2), loaded with `Plugins::load_dir` and called
 //! through the adapter with hand-built requests.
 
 use std::net::SocketAddr;
@@ -81,7 +81,7 @@ fn scratch_dir(test: &str) -> PathBuf {
 }
 
 /// Copies plugins into `dir` under new names: the loader returns an already-loaded image for a path it has seen
-/// (DESIGN.md pitfall 5), and other tests in this process load the same build outputs.
+/// (docs/ARCHITECTURE.md §8.6), and other tests in this process load the same build outputs.
 fn install(dir: &Path, names: &[&str]) {
     for name in names {
         fs::copy(built_library(name), dir.join(library_file(name))).unwrap();
