@@ -5,7 +5,7 @@
 #   Starts plugd with the example plugins and the bench/sleep-plugin fixture (GET /sleep blocks its worker
 #   10 ms per request). Measures GET /plaintext with wrk -cCONNS (default 64) for SECS (default 5): first
 #   alone, then while BLOCKERS (default 1) connections each request /sleep back to back (wrk -c1 each).
-#   Target (issue 5): p99 of /plaintext under 2 ms with one blocker. With BLOCKERS >= the pool size
+#   Target: p99 of /plaintext under 2 ms with one blocker (docs/ARCHITECTURE.md §4.4). With BLOCKERS >= the pool size
 #   (--threads, default max(4, 2 x CPUs)) every worker is asleep and /plaintext stalls: that is the
 #   documented limit of a fixed pool, which --threads raises.
 set -euo pipefail

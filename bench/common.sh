@@ -29,7 +29,7 @@ make_plugin_dir() {  # a fresh plugin folder with the example plugins (+ extra .
   local dir f
   dir=$(mktemp -d "${TMPDIR:-/tmp}/plugd-bench-plugins.XXXXXX")
   for f in "$TARGET"/release/lib{hello,echo,counter}.so "$@"; do
-    # write-then-rename: a loaded .so must never be overwritten in place (DESIGN.md pitfall 5)
+    # write-then-rename: a loaded .so must never be overwritten in place (docs/ARCHITECTURE.md §8.6)
     cp "$f" "$dir/.$(basename "$f").tmp" && mv "$dir/.$(basename "$f").tmp" "$dir/$(basename "$f")"
   done
   echo "$dir"

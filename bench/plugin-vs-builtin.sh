@@ -4,7 +4,8 @@
 #
 # usage: bench/plugin-vs-builtin.sh [HARNESS OPTIONS]   (default: --only plaintext,pipeline16)
 #   Builds bench/builtin (plugd's start-up plus the built-in route) and starts it twice: target `plugin`
-#   is measured on /plaintext, target `builtin` on /builtin. Acceptance of issue 3: plugin within 3%.
+#   is measured on /plaintext, target `builtin` on /builtin. Expected: plugin within 3%
+#   (docs/ARCHITECTURE.md §8.1).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=bench/common.sh

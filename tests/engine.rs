@@ -1,6 +1,7 @@
-//! Raw-TCP tests of the HTTP/1.1 engine (issue 2) against the real `plugd` binary, one section per numbered
-//! point of the issue. Requests go to paths no route serves wherever the point is about the protocol: a 404
-//! is a complete response whose framing is as testable as any other, and it needs no plugin.
+//! Raw-TCP tests of the HTTP/1.1 engine against the real `plugd` binary, one section per concern
+//! (docs/ARCHITECTURE.md §4-§7, §11, §12). Requests go to paths no route serves wherever the point is about
+//! the protocol: a 404 is a complete response whose framing is as testable as any other, and it needs no
+//! plugin.
 //! Handlers with special behaviour (panicking, sleeping, echoing) are in `inprocess.rs`.
 
 use std::io::{ErrorKind, Read, Write};
@@ -83,7 +84,7 @@ fn secs(s: f64) -> Duration {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// 2. Configuration
+// Configuration
 // ---------------------------------------------------------------------------------------------------------
 
 #[test]
@@ -207,7 +208,7 @@ fn environment_variables_configure_the_server() {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// 3. Network model
+// Network model
 // ---------------------------------------------------------------------------------------------------------
 
 #[test]
@@ -275,7 +276,7 @@ fn over_max_connections_gets_a_fast_503_then_close() {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// 4. Parsing and framing
+// Parsing and framing
 // ---------------------------------------------------------------------------------------------------------
 
 #[test]
@@ -658,7 +659,7 @@ fn malformed_chunked_bodies_get_400() {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// 5. Responses
+// Responses
 // ---------------------------------------------------------------------------------------------------------
 
 /// Seconds since the epoch of an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`, RFC 9110 §5.6.7), or `None`
@@ -826,7 +827,7 @@ fn head_has_the_headers_of_get_and_no_body() {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// 6. Connections
+// Connections
 // ---------------------------------------------------------------------------------------------------------
 
 #[test]
@@ -1044,7 +1045,7 @@ fn half_closed_client_still_gets_its_response() {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// 7. Routing core
+// Routing core
 // ---------------------------------------------------------------------------------------------------------
 
 #[test]
@@ -1104,7 +1105,7 @@ fn static_test_html_is_served() {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// 8. Failure
+// Failure
 // ---------------------------------------------------------------------------------------------------------
 
 /// Sends `bytes`, half-closes, and reads until the server closes: malformed input must end in a bounded time
@@ -1223,7 +1224,7 @@ fn abrupt_disconnects_mid_request_leave_the_server_serving() {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// 8/9. Logging
+// Logging
 // ---------------------------------------------------------------------------------------------------------
 
 #[test]
@@ -1315,7 +1316,7 @@ fn rejections_are_logged_at_debug_and_5xx_at_warn() {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// 10. Graceful shutdown
+// Graceful shutdown
 // ---------------------------------------------------------------------------------------------------------
 
 /// Connecting fails (refused) within `within`.

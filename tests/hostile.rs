@@ -143,8 +143,8 @@ fn a_client_that_never_reads_is_cut_after_the_idle_timeout() {
     drop(readers_that_never_read);
 }
 
-/// Slow clients must cost only the bytes they sent (DESIGN.md: a connection keeps just the leftover of a
-/// partial request, about 60 B). A head arriving in two or more reads kept the whole 64 KiB read chunk per
+/// Slow clients must cost only the bytes they sent (docs/ARCHITECTURE.md §4.5: a connection keeps just the
+/// leftover of a partial request, about 60 B). A head arriving in two or more reads kept the whole 64 KiB read chunk per
 /// connection: 1,000 slowloris connections took the server from 5 MB to 78 MB of RSS in `stress/hostile.py`.
 #[test]
 fn slow_clients_do_not_pin_a_read_buffer_each() {

@@ -133,7 +133,7 @@ fn a_plugin_built_against_an_incompatible_plugin_api_is_refused_while_the_others
         .wait_for_log_line(&["plugin refused: ", "libincompatible.so: "], LOG_WAIT)
         .unwrap_or_else(|| panic!("no refusal logged:\n{}", server.stderr()));
     let expected = format!(
-        "built against an incompatible plugin-api: plugd expects plugin-api 0.1.0, the plugin was built against \
+        "built against an incompatible plugin-api: this plugd expects plugin-api 0.1.0, the plugin was built against \
          plugin-api {}",
         fixtures::INCOMPATIBLE_API_VERSION
     );
@@ -168,7 +168,11 @@ fn a_route_conflict_is_refused_naming_both_plugins() {
     let server = Server::start_with_plugin_dir(dir, &[]);
     let line = server
         .wait_for_log_line(
-            &["plugin refused: ", "libzz-clash.so: route conflict"],
+            &[
+                "plugin refused: ",
+                "libzz-clash.so: route ",
+                "conflicts with",
+            ],
             LOG_WAIT,
         )
         .unwrap_or_else(|| panic!("no conflict logged:\n{}", server.stderr()));

@@ -1,4 +1,4 @@
-//! Raw-TCP tests of `/static/` (issue 4) against the real `plugd` binary: mapping and traversal safety,
+//! Raw-TCP tests of `/static/` (docs/ARCHITECTURE.md §10) against the real `plugd` binary: mapping and traversal safety,
 //! content types, directories, validators, ranges, precompressed sidecars, and streaming large files in
 //! bounded memory.
 
@@ -661,7 +661,8 @@ fn precompressed_sidecars_are_chosen_by_accept_encoding() {
 // Streaming
 // ---------------------------------------------------------------------------------------------------------
 
-/// Size of the sparse file served in the streaming tests: at least 256 MiB, as the issue asks.
+/// Size of the sparse file served in the streaming tests: at least 256 MiB, far more than the
+/// server's memory bound below, so a file read whole into memory fails the test.
 const BIG: u64 = 256 * 1024 * 1024;
 /// The server's resident memory must stay under this while serving [`BIG`].
 const RSS_LIMIT_KIB: u64 = 64 * 1024;

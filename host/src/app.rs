@@ -1,13 +1,15 @@
 //! Assembles the server from a [`Config`]: descriptor limit, routes (static files, then plugins),
-//! listener, signal handling; then serves until a signal has drained it.
+//! listener, signal handling; then serves until a signal has drained it. `plugd check` assembles the same
+//! routes for one plugin file and stops there.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use crate::config::Config;
-use crate::plugins::Plugins;
+use crate::plugins::{self, CheckReport, Plugins};
 use crate::router::RouterBuilder;
 use crate::server::{Server, ShutdownHandle};
 use crate::static_files::StaticFiles;
@@ -27,12 +29,8 @@ pub enum StartError {
 
 pub fn run(config: Config) -> Result<(), StartError> {
     check_descriptor_limit(&config);
-    let mut routes = RouterBuilder::new();
-    let static_files = Arc::new(StaticFiles::new(&config.static_dir));
-    routes
-        .add_all(&[("GET", "/static/{*path}")], "static", static_files)
-        .map_err(|err| StartError::Config(format!("static route: {err}")))?;
-    let mut plugins = Plugins::load_dir(&config.plugin_dir);
+    let mut routes = routes_before_plugins(&config)?;
+    let mut plugins = Plugins::load_dir(&config.plugin_dir, &config.plugins);
     plugins.register(&mut routes);
     if config.strict_plugins && !plugins.refused().is_empty() {
         return Err(StartError::Config(format!(
@@ -53,6 +51,22 @@ pub fn run(config: Config) -> Result<(), StartError> {
     served.map_err(|err| StartError::Io(format!("serving failed: {err}")))?;
     log::info!("shut down cleanly");
     Ok(())
+}
+
+/// `plugd check FILE`: the plugin at `path` as [`run`] would load it, registered after the same routes.
+pub fn check(config: &Config, path: &Path) -> Result<CheckReport, StartError> {
+    let mut routes = routes_before_plugins(config)?;
+    Ok(plugins::check(path, &config.plugins, &mut routes))
+}
+
+/// The routes registered before any plugin's, which plugins therefore cannot take: `static`.
+fn routes_before_plugins(config: &Config) -> Result<RouterBuilder, StartError> {
+    let mut routes = RouterBuilder::new();
+    let static_files = Arc::new(StaticFiles::new(&config.static_dir));
+    routes
+        .add_all(&[("GET", "/static/{*path}")], "static", static_files)
+        .map_err(|err| StartError::Config(format!("static route: {err}")))?;
+    Ok(routes)
 }
 
 /// Raises the open-files limit and says so when it would still cap `--max-connections`.

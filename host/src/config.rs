@@ -1,13 +1,20 @@
-//! Command line and environment -> one validated [`Config`].
+//! Command line, environment and config file -> one validated [`Config`].
 //!
-//! [`Args`] is what clap parses (every flag also readable from a `PLUGD_*` variable); [`Config`] is what the
-//! rest of the server reads, with units made explicit. Invalid values are refused at startup, never later.
+//! [`Args`] is what clap parses (every flag also readable from a `PLUGD_*` variable and from a key of the same
+//! name in the `--config` file, see [`file`]); [`Config`] is what the rest of the server reads, with units made
+//! explicit. Invalid values are refused at startup, never later.
 
+mod file;
+mod plugin_tables;
+
+use std::ffi::OsString;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+
+pub use plugin_tables::{Mount, PluginTable, PluginTables};
 
 /// Longest request line accepted, CRLF excluded: nginx's default `large_client_header_buffers` size.
 pub const MAX_REQUEST_LINE: usize = 8 * 1024;
@@ -22,6 +29,12 @@ pub const MAX_HEADERS: usize = 100;
     about = "An HTTP/1.1 server whose route handlers are compiled plugins"
 )]
 pub struct Args {
+    /// TOML file holding any of these settings (same names, `_` for `-`) and the `[plugins.NAME]` tables;
+    /// a flag or a variable wins over the file.
+    #[arg(long, env = "PLUGD_CONFIG", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
     /// Address to listen on.
     #[arg(long, env = "PLUGD_HOST", default_value = "127.0.0.1")]
     pub host: IpAddr,
@@ -63,6 +76,17 @@ pub struct Args {
     /// Seconds in-flight requests get to finish after SIGINT/SIGTERM.
     #[arg(long, env = "PLUGD_SHUTDOWN_TIMEOUT", default_value = "10", value_parser = parse_seconds)]
     pub shutdown_timeout: Duration,
+}
+
+/// What plugd is asked to do besides serving.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Load one plugin file as plugd would, print what it serves, run its `init` with its `[plugins.NAME]`
+    /// table from `--config` (then its shutdown hook), and exit 0 if plugd would serve it, 1 if not.
+    Check {
+        /// The plugin library (`.so`).
+        plugin: PathBuf,
+    },
 }
 
 /// A positive, finite number of seconds, fractions allowed ("0.5").
@@ -108,6 +132,60 @@ pub struct Config {
     pub max_connections: usize,
     pub limits: Limits,
     pub timeouts: Timeouts,
+    /// The `[plugins.NAME]` tables of the config file.
+    pub plugins: PluginTables,
+}
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Invocation {
+    /// `plugd [FLAGS]`: serve.
+    Serve(Config),
+    /// `plugd check FILE`: load one plugin without serving.
+    Check { plugin: PathBuf, config: Config },
+}
+
+/// Why the command line was not accepted.
+#[derive(Debug)]
+pub enum CliError {
+    /// clap's own answer: a usage error, or `--help` / `--version` (which print and exit 0).
+    Usage(clap::Error),
+    /// The config file cannot be used; one line naming the file (and the key and line when there is one).
+    File(String),
+}
+
+impl Invocation {
+    /// Parses `argv` (program name first) with the config file's settings as defaults: flag > environment >
+    /// file > built-in default.
+    pub fn parse(
+        argv: impl IntoIterator<Item = impl Into<OsString>>,
+    ) -> Result<Invocation, CliError> {
+        let argv: Vec<OsString> = argv.into_iter().map(Into::into).collect();
+        let command = Args::command();
+        let first = command
+            .clone()
+            .try_get_matches_from(&argv)
+            .map_err(CliError::Usage)?;
+        let (matches, plugins) = match first.get_one::<PathBuf>("config") {
+            None => (first, PluginTables::default()),
+            Some(path) => {
+                let settings = file::ConfigFile::read(path).map_err(CliError::File)?;
+                let (command, plugins) = settings.apply(command).map_err(CliError::File)?;
+                let matches = command
+                    .try_get_matches_from(&argv)
+                    .map_err(CliError::Usage)?;
+                (matches, plugins)
+            }
+        };
+        let mut args = Args::from_arg_matches(&matches).map_err(CliError::Usage)?;
+        let command = args.command.take();
+        let mut config = Config::from_args(args);
+        config.plugins = plugins;
+        Ok(match command {
+            None => Invocation::Serve(config),
+            Some(Command::Check { plugin }) => Invocation::Check { plugin, config },
+        })
+    }
 }
 
 impl Config {
@@ -133,6 +211,7 @@ impl Config {
                 idle: args.idle_timeout,
                 shutdown: args.shutdown_timeout,
             },
+            plugins: PluginTables::default(),
         }
     }
 

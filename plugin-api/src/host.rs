@@ -115,6 +115,8 @@ fn first_line(text: &str) -> String {
 #[derive(Clone, Copy)]
 pub struct Library {
     root: PluginModRef,
+    /// The plugin-api version the library was built against, from its abi_stable header.
+    api_version: &'static str,
 }
 
 impl Library {
@@ -127,16 +129,19 @@ impl Library {
         // first would come back as the first (DESIGN.md pitfall 1).
         let header =
             lib_header_from_path(path).map_err(|e| LoadFailure::from_library_error(e, None))?;
-        let found = header.version_strings().version.as_str().to_owned();
+        let api_version = header.version_strings().version.as_str();
         let root = header
             .init_root_module::<PluginModRef>()
-            .map_err(|e| LoadFailure::from_library_error(e, Some(found)))?;
-        Ok(Library { root })
+            .map_err(|e| LoadFailure::from_library_error(e, Some(api_version.to_owned())))?;
+        Ok(Library { root, api_version })
     }
 
     /// A library's root module obtained without loading a file (the plugin is linked in, as in tests).
     pub(crate) fn from_root(root: PluginModRef) -> Library {
-        Library { root }
+        Library {
+            root,
+            api_version: API_VERSION,
+        }
     }
 
     /// The plugin's name from its manifest.
@@ -172,6 +177,11 @@ impl Library {
             RResult::ROk(instance) => Ok(Instance::new(instance)),
             RResult::RErr(message) => Err(message.into()),
         }
+    }
+
+    /// The plugin-api version the library was built against (e.g. `0.1.0`), as its header records it.
+    pub fn api_version(&self) -> &'static str {
+        self.api_version
     }
 }
 

@@ -1,5 +1,7 @@
 //! Project commands, std only so they build in a second: `cargo serve` (an alias for `cargo xtask serve`,
-//! see `.cargo/config.toml`) and `cargo xtask test`.
+//! see `.cargo/config.toml`), `cargo xtask test` and `cargo xtask new-plugin PATH`.
+
+mod new_plugin;
 
 use std::env;
 use std::ffi::OsString;
@@ -11,13 +13,9 @@ use std::process::{Command, ExitCode};
 
 /// The example plugin crates `serve` builds and installs.
 const EXAMPLE_PLUGINS: &[&str] = &["hello", "echo", "counter"];
-/// Where `serve` listens unless told otherwise (flag or `PLUGD_*` variable).
-const DEFAULTS: &[(&str, &str, &str)] = &[
-    ("--host", "PLUGD_HOST", "127.0.0.1"),
-    ("--port", "PLUGD_PORT", "8080"),
-    ("--plugin-dir", "PLUGD_PLUGIN_DIR", "plugins"),
-    ("--static-dir", "PLUGD_STATIC_DIR", "static"),
-];
+/// The config file `serve` starts plugd with (unless given `--config` or `PLUGD_CONFIG`): where it listens,
+/// the folders, the example plugins' tables. Flags after `--` and `PLUGD_*` variables still win over it.
+const SERVE_CONFIG: &str = "plugd.toml";
 
 /// The programs the end-to-end tests drive besides plugd, and the Debian packages that provide them.
 const TEST_PROGRAMS: &[&str] = &["curl", "chromium"];
@@ -34,9 +32,11 @@ usage: cargo xtask <command>
 
 commands:
   serve [-- PLUGD ARGS]  build plugd and the example plugins (release), install the plugins into plugins/,
-                         start plugd on 127.0.0.1:8080 serving static/ (`cargo serve` for short)
+                         start plugd with plugd.toml (127.0.0.1:8080, static/ served; `cargo serve`)
   install                build and install the example plugins only
-  test [-- CARGO ARGS]   install curl and Chromium if missing (apt-get, as root), then cargo test --workspace";
+  test [-- CARGO ARGS]   install curl and Chromium if missing (apt-get, as root), then cargo test --workspace
+  new-plugin PATH        create a plugin crate at PATH (a new folder, anywhere) that builds against this
+                         repository's plugin-api: one route, one unit test";
 
 fn main() -> ExitCode {
     let mut args = env::args_os().skip(1);
@@ -46,6 +46,7 @@ fn main() -> ExitCode {
         Some("serve") => serve(rest),
         Some("install") => build_and_install().map(drop),
         Some("test") => test(rest),
+        Some("new-plugin") => new_plugin::run(&rest, &workspace_root()),
         Some("help" | "-h" | "--help") | None => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -128,14 +129,12 @@ fn serve(extra: Vec<OsString>) -> Result<(), String> {
     let release = build_and_install()?;
     let mut cmd = Command::new(release.join("plugd"));
     cmd.current_dir(workspace_root());
-    for (flag, env_var, value) in DEFAULTS {
-        let given = extra.iter().any(|a| {
-            a.to_str()
-                .is_some_and(|a| a == *flag || a.starts_with(&format!("{flag}=")))
-        });
-        if !given && env::var_os(env_var).is_none() {
-            cmd.args([flag, value]);
-        }
+    let given = extra.iter().any(|a| {
+        a.to_str()
+            .is_some_and(|a| a == "--config" || a.starts_with("--config="))
+    });
+    if !given && env::var_os("PLUGD_CONFIG").is_none() {
+        cmd.args(["--config", SERVE_CONFIG]);
     }
     cmd.args(&extra);
     let err = cmd.exec();
@@ -179,7 +178,7 @@ fn build_and_install() -> Result<PathBuf, String> {
 
 /// Copies `src` to a temporary name beside `dst`, then renames it over `dst`. Overwriting a loaded library in
 /// place crashes the process that mapped it; a rename leaves the old inode intact for whoever has it open
-/// (DESIGN.md pitfall 5). The temporary name does not end in the library suffix, so a server scanning the
+/// (docs/ARCHITECTURE.md §8.6). The temporary name does not end in the library suffix, so a server scanning the
 /// folder meanwhile never sees a half-written library.
 fn install(src: &Path, dst: &Path) -> io::Result<()> {
     let name = dst.file_name().expect("file name").to_string_lossy();

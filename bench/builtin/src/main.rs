@@ -49,7 +49,7 @@ fn main() {
             Arc::new(StaticFiles::new(&config.static_dir)),
         )
         .expect("static route");
-    let mut plugins = Plugins::load_dir(&config.plugin_dir);
+    let mut plugins = Plugins::load_dir(&config.plugin_dir, &config.plugins);
     plugins.register(&mut routes);
     routes
         .add_all(&[("GET", "/builtin")], "builtin", Arc::new(Plaintext))

@@ -1,32 +1,37 @@
-//! Plugin libraries: discovery in the plugin folder, ABI verification, and the adapter that lets the router
-//! call a plugin's handler like any other [`crate::handler::Handler`].
+//! Plugin libraries: discovery in the plugin folder, ABI verification, configuration from the config file's
+//! `[plugins.NAME]` tables, and the adapter that lets the router call a plugin's handler like any other
+//! [`crate::handler::Handler`].
 //!
-//! Startup, as `main` drives it:
+//! Startup, as `app::run` drives it:
 //!
 //! ```ignore
-//! let mut plugins = Plugins::load_dir(&config.plugin_dir); // logs each refused file
-//! plugins.register(&mut router_builder);                    // after `static`; logs each loaded plugin
+//! let mut plugins = Plugins::load_dir(&config.plugin_dir, &config.plugins); // logs each refused file
+//! plugins.register(&mut router_builder);   // after `static`; logs each loaded plugin, its routes mounted
 //! if config.strict_plugins && !plugins.refused().is_empty() { std::process::exit(2) }
 //! ...
-//! plugins.shutdown();                                       // on SIGINT/SIGTERM, after the drain
+//! plugins.shutdown();                      // on SIGINT/SIGTERM, after the drain
 //! ```
 //!
 //! Every file gets exactly one log line: `plugin loaded: NAME VERSION from FILE: ROUTES` (info, from
 //! [`Plugins::register`]) or `plugin refused: FILE: REASON` (warn, from whichever step refused it).
+//! `plugd check` runs the same steps on one file ([`check`]).
 
 mod adapter;
+mod check;
 mod error;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use plugin_api::host::{Library, LoadFailure};
+use plugin_api::host::Library;
 
 pub use adapter::PluginHandler;
+pub use check::{CheckReport, check};
 pub use error::{LoadError, LoadErrorKind};
 
-use crate::router::{RouteError, RouterBuilder};
+use crate::config::{Mount, PluginTable, PluginTables};
+use crate::router::RouterBuilder;
 
 /// The plugins found in the plugin folder: those that loaded and started, and the files that were refused.
 #[derive(Default)]
@@ -35,15 +40,16 @@ pub struct Plugins {
     refused: Vec<LoadError>,
 }
 
-/// One plugin that loaded, passed the ABI checks and whose `init` succeeded.
+/// One plugin that loaded, passed the ABI checks and whose `init` accepted its configuration.
 pub struct LoadedPlugin {
     path: PathBuf,
     library: Library,
     handler: Arc<PluginHandler>,
+    mount: Mount,
 }
 
 impl LoadedPlugin {
-    /// The plugin's name (its owner name in the router).
+    /// The plugin's name (its owner name in the router, and its table in the config file).
     pub fn name(&self) -> &'static str {
         self.library.name()
     }
@@ -58,9 +64,9 @@ impl LoadedPlugin {
         &self.path
     }
 
-    /// Its `(method, pattern)` routes.
-    pub fn routes(&self) -> impl Iterator<Item = (&'static str, &'static str)> {
-        self.library.routes()
+    /// Its `(method, pattern)` routes as served: each pattern under the plugin's mount prefix.
+    pub fn routes(&self) -> Vec<(&'static str, String)> {
+        mounted_routes(&self.library, &self.mount)
     }
 
     /// Its handler, as the router calls it.
@@ -68,24 +74,55 @@ impl LoadedPlugin {
         &self.handler
     }
 
-    /// `GET /, GET /hello/{name}` for log lines.
-    fn route_list(&self) -> String {
-        let routes: Vec<String> = self.routes().map(|(m, p)| format!("{m} {p}")).collect();
-        routes.join(", ")
+    /// Registers all of its routes, or none if the router refuses one.
+    fn register(&self, router: &mut RouterBuilder) -> Result<(), LoadErrorKind> {
+        let routes = self.routes();
+        let routes: Vec<(&str, &str)> = routes.iter().map(|(m, p)| (*m, p.as_str())).collect();
+        let handler: Arc<dyn crate::handler::Handler> = self.handler.clone();
+        router
+            .add_all(&routes, self.name(), handler)
+            .map_err(LoadErrorKind::Route)
     }
+}
+
+/// `GET /, GET /hello/{name}` for log lines.
+fn route_list(routes: &[(&str, String)]) -> String {
+    let routes: Vec<String> = routes.iter().map(|(m, p)| format!("{m} {p}")).collect();
+    routes.join(", ")
+}
+
+/// A library's routes under `mount`.
+fn mounted_routes(library: &Library, mount: &Mount) -> Vec<(&'static str, String)> {
+    library
+        .routes()
+        .map(|(method, pattern)| (method, mount.apply(pattern)))
+        .collect()
 }
 
 impl Plugins {
     /// Loads every regular file with the platform's library extension (`.so` on Linux) directly inside `dir`,
-    /// in file-name order, and starts each with an empty configuration. A refused file is logged and
-    /// recorded; it never stops the others. A missing folder is a warning: plugd then serves no plugins.
-    pub fn load_dir(dir: &Path) -> Plugins {
+    /// in file-name order, and starts each with its table from `tables` (none: an empty configuration). A
+    /// refused file is logged and recorded; it never stops the others. A missing folder is a warning: plugd
+    /// then serves no plugins. A table naming no plugin in the folder is a warning too (a typo would otherwise
+    /// silently leave a plugin unconfigured).
+    pub fn load_dir(dir: &Path, tables: &PluginTables) -> Plugins {
         let mut plugins = Plugins::default();
+        let mut names = Vec::new();
         for path in discover(dir) {
-            match load_file(&path) {
+            let started = open(&path).and_then(|library| {
+                names.push(library.name());
+                start(&path, library, tables.get(library.name()))
+            });
+            match started {
                 Ok(plugin) => plugins.loaded.push(plugin),
                 Err(err) => plugins.refuse(err),
             }
+        }
+        for name in tables.names().filter(|name| !names.contains(name)) {
+            log::warn!(
+                "the config file has a [plugins.{name}] table, but no plugin named `{name}` is in {}",
+                dir.display()
+            );
         }
         plugins
     }
@@ -96,32 +133,25 @@ impl Plugins {
     pub fn register(&mut self, router: &mut RouterBuilder) {
         let mut registered: Vec<LoadedPlugin> = Vec::with_capacity(self.loaded.len());
         for plugin in std::mem::take(&mut self.loaded) {
-            let kind = match registered.iter().find(|p| p.name() == plugin.name()) {
-                Some(first) => Some(LoadErrorKind::DuplicateName {
+            let outcome = match registered.iter().find(|p| p.name() == plugin.name()) {
+                Some(first) => Err(LoadErrorKind::DuplicateName {
                     name: plugin.name().to_owned(),
                     first: first.path.clone(),
                 }),
-                None => {
-                    let routes: Vec<(&str, &str)> = plugin.routes().collect();
-                    let handler: Arc<dyn crate::handler::Handler> = plugin.handler.clone();
-                    router
-                        .add_all(&routes, plugin.name(), handler)
-                        .err()
-                        .map(route_error_kind)
-                }
+                None => plugin.register(router),
             };
-            match kind {
-                None => {
+            match outcome {
+                Ok(()) => {
                     log::info!(
                         "plugin loaded: {} {} from {}: {}",
                         plugin.name(),
                         plugin.version(),
                         plugin.path.display(),
-                        plugin.route_list()
+                        route_list(&plugin.routes())
                     );
                     registered.push(plugin);
                 }
-                Some(kind) => {
+                Err(kind) => {
                     plugin.handler.shutdown();
                     self.refuse(LoadError {
                         path: plugin.path,
@@ -181,65 +211,37 @@ fn discover(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// Loads, verifies and starts one plugin file.
-pub fn load_file(path: &Path) -> Result<LoadedPlugin, LoadError> {
-    let refused = |kind| LoadError {
-        path: path.to_owned(),
-        kind,
-    };
-    let library = Library::load(path).map_err(|failure| {
+/// Loads and verifies one plugin file, without running any of its code.
+pub fn open(path: &Path) -> Result<Library, LoadError> {
+    Library::load(path).map_err(|failure| {
         if let Some(detail) = failure.detail() {
             log::debug!("plugin {}: abi_stable's report:\n{detail}", path.display());
         }
-        refused(failure_kind(failure))
-    })?;
-    let instance = library
-        .init(&[])
-        .map_err(|message| refused(LoadErrorKind::InitFailed { message }))?;
-    let handler = Arc::new(PluginHandler::new(library.name().into(), instance));
-    Ok(LoadedPlugin {
-        path: path.to_owned(),
-        library,
-        handler,
+        LoadError {
+            path: path.to_owned(),
+            kind: LoadErrorKind::Library(failure),
+        }
     })
 }
 
-fn failure_kind(failure: LoadFailure) -> LoadErrorKind {
-    match failure {
-        LoadFailure::NotALibrary { reason } => LoadErrorKind::NotALibrary { reason },
-        LoadFailure::MissingRootModule => LoadErrorKind::MissingRootModule,
-        LoadFailure::Incompatible {
-            expected, found, ..
-        } => LoadErrorKind::AbiMismatch { expected, found },
-        other => LoadErrorKind::Library {
-            summary: other.to_string(),
-        },
-    }
-}
-
-fn route_error_kind(err: RouteError) -> LoadErrorKind {
-    match err {
-        RouteError::Conflict {
-            method,
-            pattern,
-            existing_owner,
-            new_owner,
-        } => LoadErrorKind::RouteConflict {
-            method,
-            pattern,
-            existing_owner,
-            new_owner,
-        },
-        RouteError::InvalidPattern { pattern, reason } => {
-            LoadErrorKind::InvalidRoute { pattern, reason }
-        }
-        // `RouteError` is non-exhaustive (the router also refuses invalid methods): any other refusal is still
-        // reported in one line.
-        #[allow(unreachable_patterns)]
-        other => LoadErrorKind::RouteRefused {
-            reason: format!("{other:?}"),
-        },
-    }
+/// Runs the plugin's `init` with its table's entries (none without a table); the table's mount prefix
+/// applies when it is registered.
+pub fn start(
+    path: &Path,
+    library: Library,
+    table: Option<&PluginTable>,
+) -> Result<LoadedPlugin, LoadError> {
+    let entries = table.map(PluginTable::entry_refs).unwrap_or_default();
+    let instance = library.init(&entries).map_err(|message| LoadError {
+        path: path.to_owned(),
+        kind: LoadErrorKind::InitFailed { message },
+    })?;
+    Ok(LoadedPlugin {
+        path: path.to_owned(),
+        library,
+        handler: Arc::new(PluginHandler::new(library.name().into(), instance)),
+        mount: table.map(|t| t.mount.clone()).unwrap_or_default(),
+    })
 }
 
 #[cfg(test)]

@@ -9,7 +9,10 @@ use std::sync::OnceLock;
 use std::time::Instant;
 use std::{env, fs};
 
+use plugin_api::host::LoadFailure;
+
 use super::{LoadErrorKind, Plugins};
+use crate::config::PluginTables;
 
 #[path = "../../../tests/fixtures/builder.rs"]
 mod fixtures;
@@ -149,18 +152,18 @@ fn handler<'p>(plugins: &'p Plugins, name: &str) -> &'p dyn Handler {
 fn example_plugins_load_in_file_order_and_answer_through_the_adapter() {
     let dir = scratch_dir("examples");
     install(&dir, &["counter", "echo", "hello"]);
-    let plugins = Plugins::load_dir(&dir);
+    let plugins = Plugins::load_dir(&dir, &PluginTables::default());
     assert!(plugins.refused().is_empty(), "{:?}", plugins.refused());
     let names: Vec<_> = plugins.loaded().iter().map(|p| p.name()).collect();
     assert_eq!(names, ["counter", "echo", "hello"]);
     let hello = &plugins.loaded()[2];
     assert_eq!(hello.version(), "0.1.0");
     assert_eq!(
-        hello.routes().collect::<Vec<_>>(),
+        hello.routes(),
         [
-            ("GET", "/"),
-            ("GET", "/hello/{name}"),
-            ("GET", "/plaintext")
+            ("GET", "/".to_owned()),
+            ("GET", "/hello/{name}".to_owned()),
+            ("GET", "/plaintext".to_owned())
         ]
     );
 
@@ -215,7 +218,7 @@ fn example_plugins_load_in_file_order_and_answer_through_the_adapter() {
 fn a_panicking_handler_gives_500_without_the_message_and_keeps_serving() {
     let dir = scratch_dir("panicky");
     install(&dir, &["panicky"]);
-    let plugins = Plugins::load_dir(&dir);
+    let plugins = Plugins::load_dir(&dir, &PluginTables::default());
     let panicky = handler(&plugins, "panicky");
     for _ in 0..100 {
         let response = call(panicky, "GET", "/panic", &[], b"");
@@ -250,7 +253,7 @@ fn files_that_are_not_plugins_are_refused_with_one_line_reasons() {
     fs::create_dir(dir.join("folder.so")).unwrap();
     fs::write(dir.join("notes.txt"), "not a library").unwrap();
 
-    let plugins = Plugins::load_dir(&dir);
+    let plugins = Plugins::load_dir(&dir, &PluginTables::default());
     assert!(plugins.loaded().is_empty());
     let refused: Vec<_> = plugins
         .refused()
@@ -263,12 +266,23 @@ fn files_that_are_not_plugins_are_refused_with_one_line_reasons() {
         "{refused:?}"
     );
     if has_system_library {
-        assert_eq!(refused[0], ("libm.so", &LoadErrorKind::MissingRootModule));
+        assert_eq!(refused[0].0, "libm.so");
+        assert!(
+            matches!(
+                refused[0].1,
+                LoadErrorKind::Library(LoadFailure::MissingRootModule)
+            ),
+            "{:?}",
+            refused[0].1
+        );
     }
     let (file, kind) = refused.last().unwrap();
     assert_eq!(*file, "x.so");
     assert!(
-        matches!(kind, LoadErrorKind::NotALibrary { .. }),
+        matches!(
+            kind,
+            LoadErrorKind::Library(LoadFailure::NotALibrary { .. })
+        ),
         "{kind:?}"
     );
     for err in plugins.refused() {
@@ -278,7 +292,10 @@ fn files_that_are_not_plugins_are_refused_with_one_line_reasons() {
 
 #[test]
 fn a_missing_plugin_folder_loads_nothing() {
-    let plugins = Plugins::load_dir(Path::new("/nonexistent/plugd-plugins"));
+    let plugins = Plugins::load_dir(
+        Path::new("/nonexistent/plugd-plugins"),
+        &PluginTables::default(),
+    );
     assert!(plugins.loaded().is_empty() && plugins.refused().is_empty());
 }
 
@@ -295,7 +312,7 @@ fn loads_twenty_plugins() {
         .unwrap();
     }
     let start = Instant::now();
-    let plugins = Plugins::load_dir(&dir);
+    let plugins = Plugins::load_dir(&dir, &PluginTables::default());
     let elapsed = start.elapsed();
     eprintln!("loaded {} plugins in {elapsed:?}", plugins.loaded().len());
     assert_eq!(plugins.loaded().len(), 20, "{:?}", plugins.refused());
@@ -307,17 +324,23 @@ fn a_plugin_built_against_an_incompatible_plugin_api_is_refused_with_both_versio
     let dir = scratch_dir("incompatible");
     fs::copy(library, dir.join(library_file("incompatible"))).unwrap();
     install(&dir, &["hello"]);
-    let plugins = Plugins::load_dir(&dir);
+    let plugins = Plugins::load_dir(&dir, &PluginTables::default());
     assert_eq!(plugins.loaded().len(), 1, "hello still loads");
     let [refused] = plugins.refused() else {
         panic!("{:?}", plugins.refused())
     };
+    let LoadErrorKind::Library(LoadFailure::Incompatible {
+        expected, found, ..
+    }) = &refused.kind
+    else {
+        panic!("{:?}", refused.kind)
+    };
     assert_eq!(
-        refused.kind,
-        LoadErrorKind::AbiMismatch {
-            expected: "plugin-api 0.1.0".into(),
-            found: format!("plugin-api {}", fixtures::INCOMPATIBLE_API_VERSION),
-        }
+        (expected.as_str(), found.as_str()),
+        (
+            "plugin-api 0.1.0",
+            format!("plugin-api {}", fixtures::INCOMPATIBLE_API_VERSION).as_str()
+        )
     );
     let reason = refused.to_string();
     assert!(!reason.contains('\n'), "one line: {reason}");
@@ -338,7 +361,7 @@ fn plugin_call_overhead() {
     }
     let dir = scratch_dir("overhead");
     install(&dir, &["hello"]);
-    let plugins = Plugins::load_dir(&dir);
+    let plugins = Plugins::load_dir(&dir, &PluginTables::default());
     const CALLS: u32 = 1_000_000;
     for (label, handler) in [
         ("native", &Native as &dyn Handler),

@@ -245,11 +245,13 @@ fn requested_range(head: &RequestHead<'_>, validators: &Validators, size: u64) -
     range::evaluate(value, size)
 }
 
+/// The end-to-end tests' temporary folders, one definition for both crates (std only).
+#[cfg(test)]
+#[path = "../../../tests/support/temp_dir.rs"]
+mod temp_dir;
+
 #[cfg(test)]
 pub(crate) mod test_support {
-    use std::path::{Path, PathBuf};
-    use std::sync::atomic::{AtomicU32, Ordering};
-
     use crate::http::{BodyFraming, Header, RequestHead, Version};
 
     /// A request head built by hand, `GET /static/...`-shaped.
@@ -273,32 +275,7 @@ pub(crate) mod test_support {
         }
     }
 
-    /// A fresh directory under the system temp dir, removed on drop.
-    pub struct TempDir(PathBuf);
-
-    impl TempDir {
-        pub fn new() -> TempDir {
-            static NEXT: AtomicU32 = AtomicU32::new(0);
-            let path = std::env::temp_dir().join(format!(
-                "plugd-static-{}-{}",
-                std::process::id(),
-                NEXT.fetch_add(1, Ordering::Relaxed)
-            ));
-            let _ = std::fs::remove_dir_all(&path);
-            std::fs::create_dir_all(&path).unwrap();
-            TempDir(path)
-        }
-
-        pub fn path(&self) -> &Path {
-            &self.0
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    pub use super::temp_dir::TempDir;
 }
 
 #[cfg(test)]
@@ -311,8 +288,8 @@ mod tests {
 
     /// Root with `hello.txt` (26 bytes), `docs/index.html`, `app.js` + `app.js.gz` + `app.js.br`.
     fn fixture() -> (TempDir, StaticFiles) {
-        let tmp = TempDir::new();
-        let root = tmp.path().join("root");
+        let tmp = TempDir::new("static");
+        let root = tmp.join("root");
         std::fs::create_dir_all(root.join("docs")).unwrap();
         std::fs::write(root.join("hello.txt"), "abcdefghijklmnopqrstuvwxyz").unwrap();
         std::fs::write(root.join("docs/index.html"), "<p>docs</p>").unwrap();
@@ -538,11 +515,11 @@ mod tests {
 
     #[test]
     fn missing_root_answers_404_without_panicking() {
-        let tmp = TempDir::new();
-        let files = StaticFiles::new(&tmp.path().join("nope"));
+        let tmp = TempDir::new("static");
+        let files = StaticFiles::new(&tmp.join("nope"));
         assert!(files.root().is_none());
         assert_eq!(get("/static/hello.txt").send(&files).status, 404);
-        let file_root = tmp.path().join("file");
+        let file_root = tmp.join("file");
         std::fs::write(&file_root, "x").unwrap();
         assert_eq!(
             get("/static/").send(&StaticFiles::new(&file_root)).status,

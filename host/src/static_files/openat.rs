@@ -129,14 +129,14 @@ mod tests {
 
     #[test]
     fn opens_below_and_refuses_symlinks_and_escapes() {
-        let tmp = TempDir::new();
+        let tmp = TempDir::new("static");
         let Some(root) = root_with_openat2(&tmp) else {
             return;
         };
-        std::fs::create_dir(tmp.path().join("dir")).unwrap();
-        std::fs::write(tmp.path().join("dir/f.txt"), "F").unwrap();
-        symlink("f.txt", tmp.path().join("dir/link")).unwrap();
-        symlink("dir", tmp.path().join("dirlink")).unwrap();
+        std::fs::create_dir(tmp.join("dir")).unwrap();
+        std::fs::write(tmp.join("dir/f.txt"), "F").unwrap();
+        symlink("f.txt", tmp.join("dir/link")).unwrap();
+        symlink("dir", tmp.join("dirlink")).unwrap();
         let mut content = String::new();
         open_beneath(root.as_fd(), c"dir/f.txt")
             .unwrap()
@@ -153,7 +153,7 @@ mod tests {
 
     #[test]
     fn a_root_path_with_a_symlink_in_it_is_refused() {
-        let tmp = TempDir::new();
+        let tmp = TempDir::new("static");
         if root_with_openat2(&tmp).is_none() {
             return;
         }

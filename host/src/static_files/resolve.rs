@@ -331,8 +331,8 @@ mod tests {
 
     /// A static root inside a temp dir, with a secret beside it (outside the root) and symlinks both ways.
     fn fixture() -> (TempDir, PathBuf) {
-        let tmp = TempDir::new();
-        let root = tmp.path().join("root");
+        let tmp = TempDir::new("static");
+        let root = tmp.join("root");
         let write = |rel: &str, content: &str| {
             let path = root.join(rel);
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -347,13 +347,13 @@ mod tests {
         write(".git/config", "HIDDEN");
         write("dir/.hidden.txt", "HIDDEN");
         write("sp ace/ü.txt", "UNICODE");
-        std::fs::write(tmp.path().join("secret.txt"), "SECRET").unwrap();
-        std::fs::create_dir(tmp.path().join("outside_dir")).unwrap();
-        std::fs::write(tmp.path().join("outside_dir/index.html"), "SECRET").unwrap();
+        std::fs::write(tmp.join("secret.txt"), "SECRET").unwrap();
+        std::fs::create_dir(tmp.join("outside_dir")).unwrap();
+        std::fs::write(tmp.join("outside_dir/index.html"), "SECRET").unwrap();
         symlink("a.txt", root.join("link_in.txt")).unwrap();
         symlink("dir", root.join("link_dir")).unwrap();
         symlink("../secret.txt", root.join("link_out.txt")).unwrap();
-        symlink(tmp.path().join("outside_dir"), root.join("link_out_dir")).unwrap();
+        symlink(tmp.join("outside_dir"), root.join("link_out_dir")).unwrap();
         symlink(".env", root.join("link_hidden")).unwrap();
         symlink("missing", root.join("dangling")).unwrap();
         // Absolute symlinks into the root: openat2 refuses them (EXDEV), the path-based way serves them.
@@ -551,7 +551,7 @@ mod tests {
     fn the_open_descriptor_is_checked_against_the_root_on_its_own() {
         // The second line of defence of the path-based way, for a path that changed after canonicalization.
         let (tmp, root) = fixture();
-        let outside = std::fs::canonicalize(tmp.path().join("secret.txt")).unwrap();
+        let outside = std::fs::canonicalize(tmp.join("secret.txt")).unwrap();
         assert_eq!(open_checked(&root, &outside).err(), Some(Refusal::NotFound));
         assert!(open_checked(&root, &root.join("a.txt")).is_ok());
         // A final symlink is not followed at all.
@@ -602,7 +602,7 @@ mod tests {
         let root = Root::open(&root_path).unwrap();
         assert_eq!(content(resolve(&root, "a.txt", false)), Ok("A".to_owned()));
         // The deployment swap: the old folder moved away, a new one renamed into place.
-        std::fs::rename(&root_path, tmp.path().join("old")).unwrap();
+        std::fs::rename(&root_path, tmp.join("old")).unwrap();
         std::fs::create_dir(&root_path).unwrap();
         std::fs::write(root_path.join("a.txt"), "NEW").unwrap();
         std::thread::sleep(super::super::root::RECHECK + std::time::Duration::from_millis(50));
@@ -637,7 +637,7 @@ mod tests {
     fn sidecars_must_be_regular_files_under_the_root() {
         let (tmp, root) = fixture();
         std::fs::write(root.join("a.txt.gz"), "GZ").unwrap();
-        symlink(tmp.path().join("secret.txt"), root.join("a.txt.br")).unwrap();
+        symlink(tmp.join("secret.txt"), root.join("a.txt.br")).unwrap();
         std::fs::create_dir(root.join("dir/b.txt.gz")).unwrap();
         std::fs::write(root.join("dir/index.html.gz"), "GZ").unwrap();
         symlink("index.html.gz", root.join("dir/index.html.br")).unwrap();
