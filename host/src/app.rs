@@ -9,7 +9,7 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use crate::config::Config;
-use crate::plugins::{self, CheckReport, Plugins};
+use crate::plugins::{self, CheckReport, Isolation, Plugins};
 use crate::router::RouterBuilder;
 use crate::server::{Server, ShutdownHandle};
 use crate::static_files::StaticFiles;
@@ -31,7 +31,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
     check_descriptor_limit(&config);
     let mut routes = routes_before_plugins(&config)?;
     let mut plugins = Plugins::load_dir(&config.plugin_dir, &config.plugins);
-    plugins.register(&mut routes);
+    plugins.register(&mut routes, &Isolation::from(&config));
     if config.strict_plugins && !plugins.refused().is_empty() {
         return Err(StartError::Config(format!(
             "{} plugin file(s) refused and --strict-plugins is set",
@@ -41,9 +41,10 @@ pub fn run(config: Config) -> Result<(), StartError> {
     let server = Server::bind(&config, routes.build())
         .map_err(|err| StartError::Io(format!("cannot listen on {}: {err}", config.addr)))?;
     log::info!(
-        "listening on http://{} with {} workers",
+        "listening on http://{} with {} workers (up to {} while handlers block)",
         server.local_addr(),
-        config.threads
+        config.threads,
+        config.max_threads
     );
     watch_signals(server.shutdown_handle())?;
     let served = server.run();

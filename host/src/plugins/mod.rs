@@ -6,7 +6,8 @@
 //!
 //! ```ignore
 //! let mut plugins = Plugins::load_dir(&config.plugin_dir, &config.plugins); // logs each refused file
-//! plugins.register(&mut router_builder);   // after `static`; logs each loaded plugin, its routes mounted
+//! plugins.register(&mut router_builder, &Isolation::from(&config)); // after `static`; logs each loaded
+//!                                          // plugin, its routes mounted, behind its bulkhead
 //! if config.strict_plugins && !plugins.refused().is_empty() { std::process::exit(2) }
 //! ...
 //! plugins.shutdown();                      // on SIGINT/SIGTERM, after the drain
@@ -17,21 +18,44 @@
 //! `plugd check` runs the same steps on one file ([`check`]).
 
 mod adapter;
+mod bulkhead;
 mod check;
 mod error;
+mod slow_calls;
 
 use std::fs;
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use plugin_api::host::Library;
 
 pub use adapter::PluginHandler;
+pub use bulkhead::{Bulkhead, default_max_in_flight};
 pub use check::{CheckReport, check};
 pub use error::{LoadError, LoadErrorKind};
 
-use crate::config::{Mount, PluginTable, PluginTables};
+use crate::config::{Config, Mount, PluginTable, PluginTables};
+use crate::handler::Handler;
 use crate::router::RouterBuilder;
+
+/// How plugins are kept from stalling each other: each one's cap of requests in flight (unless its table sets
+/// `max_in_flight`), and when a call counts as slow.
+#[derive(Clone, Copy, Debug)]
+pub struct Isolation {
+    pub default_max_in_flight: NonZeroUsize,
+    pub slow_handler: Duration,
+}
+
+impl From<&Config> for Isolation {
+    fn from(config: &Config) -> Isolation {
+        Isolation {
+            default_max_in_flight: default_max_in_flight(config.max_threads),
+            slow_handler: config.slow_handler,
+        }
+    }
+}
 
 /// The plugins found in the plugin folder: those that loaded and started, and the files that were refused.
 #[derive(Default)]
@@ -46,6 +70,8 @@ pub struct LoadedPlugin {
     library: Library,
     handler: Arc<PluginHandler>,
     mount: Mount,
+    /// Its table's cap on requests in flight, if it sets one.
+    max_in_flight: Option<NonZeroUsize>,
 }
 
 impl LoadedPlugin {
@@ -76,9 +102,35 @@ impl LoadedPlugin {
 
     /// Registers all of its routes, or none if the router refuses one.
     fn register(&self, router: &mut RouterBuilder) -> Result<(), LoadErrorKind> {
+        self.register_handler(router, self.handler.clone())
+    }
+
+    /// Registers all of its routes behind its bulkhead (its cap of requests in flight, its slow calls
+    /// named), or none if the router refuses one.
+    fn register_isolated(
+        &self,
+        router: &mut RouterBuilder,
+        isolation: &Isolation,
+    ) -> Result<(), LoadErrorKind> {
+        let limit = self
+            .max_in_flight
+            .unwrap_or(isolation.default_max_in_flight);
+        let bulkhead = Bulkhead::new(
+            self.name().into(),
+            self.handler.clone(),
+            limit,
+            isolation.slow_handler,
+        );
+        self.register_handler(router, Arc::new(bulkhead))
+    }
+
+    fn register_handler(
+        &self,
+        router: &mut RouterBuilder,
+        handler: Arc<dyn Handler>,
+    ) -> Result<(), LoadErrorKind> {
         let routes = self.routes();
         let routes: Vec<(&str, &str)> = routes.iter().map(|(m, p)| (*m, p.as_str())).collect();
-        let handler: Arc<dyn crate::handler::Handler> = self.handler.clone();
         router
             .add_all(&routes, self.name(), handler)
             .map_err(LoadErrorKind::Route)
@@ -129,8 +181,9 @@ impl Plugins {
 
     /// Registers each loaded plugin's routes for it, atomically per plugin and in file-name order, so a plugin
     /// whose routes conflict with an earlier owner's (register `static` and built-ins first) is refused whole,
-    /// with the conflict named in its log line, and its shutdown hook runs at once.
-    pub fn register(&mut self, router: &mut RouterBuilder) {
+    /// with the conflict named in its log line, and its shutdown hook runs at once. Each plugin serves behind
+    /// its bulkhead, as `isolation` says.
+    pub fn register(&mut self, router: &mut RouterBuilder, isolation: &Isolation) {
         let mut registered: Vec<LoadedPlugin> = Vec::with_capacity(self.loaded.len());
         for plugin in std::mem::take(&mut self.loaded) {
             let outcome = match registered.iter().find(|p| p.name() == plugin.name()) {
@@ -138,7 +191,7 @@ impl Plugins {
                     name: plugin.name().to_owned(),
                     first: first.path.clone(),
                 }),
-                None => plugin.register(router),
+                None => plugin.register_isolated(router, isolation),
             };
             match outcome {
                 Ok(()) => {
@@ -241,6 +294,7 @@ pub fn start(
         library,
         handler: Arc::new(PluginHandler::new(library.name().into(), instance)),
         mount: table.map(|t| t.mount.clone()).unwrap_or_default(),
+        max_in_flight: table.and_then(|t| t.max_in_flight),
     })
 }
 
