@@ -42,6 +42,11 @@ const DEEP_QUEUE: usize = 8;
 /// Serving a request that does not block takes microseconds; this is far above that and below the 2 ms
 /// p99 a blocked worker must not cause to other connections.
 const BLOCKED_AFTER: Duration = Duration::from_millis(1);
+/// While handlers block, one more free worker waits for events per this many blocked. 1,000 clients on a
+/// 200 ms route (216 workers blocked in it or waiting at its bulkhead, about 1,400 handler entries a
+/// second): with 2 free workers, /plaintext p99 565 ms, every free worker entering a handler before a
+/// spare replaced the previous one; with 2 + 216/16 = 15, see `bench/blocking.sh -s 1000`.
+const BLOCKED_PER_FREE: usize = 16;
 /// How long after a blocked worker the pool keeps a second unblocked worker in the loop.
 /// Short, as a false alarm (a worker waiting for a lock that a preempted one holds) costs context switches
 /// for that long.
@@ -91,17 +96,22 @@ struct Load {
 }
 
 impl Capacity {
-    /// How many workers the loop wants: the blocked ones, plus one to wait for events (two if a handler
-    /// blocked lately), plus up to one per core while the queue stays deep.
+    /// How many workers the loop wants: the blocked ones, plus one to wait for events, or more: one per
+    /// core while the queue stays deep; two if a handler blocked lately, and one more per
+    /// [`BLOCKED_PER_FREE`] blocked (the more handlers block at once, the more often a free worker enters
+    /// one, and a spare replaces it only a millisecond or two later).
     fn wanted(self, load: Load) -> usize {
-        let free = if load.queue_stays_deep {
+        let for_queue = if load.queue_stays_deep {
             self.runnable
-        } else if load.blocking_lately {
-            2
         } else {
             1
         };
-        load.blocked + free
+        let for_blocking = if load.blocking_lately {
+            2 + load.blocked / BLOCKED_PER_FREE
+        } else {
+            1
+        };
+        load.blocked + for_queue.max(for_blocking)
     }
 
     /// A spare should join: fewer workers are in the loop than wanted, and a spare may exist.
@@ -561,6 +571,23 @@ mod tests {
             POOL.steps_aside(load(2, 0)),
             "once forgotten, the second steps aside"
         );
+    }
+
+    #[test]
+    fn more_free_workers_wait_the_more_handlers_block() {
+        let blocking = |blocked| Load {
+            in_loop: blocked,
+            blocked,
+            blocking_lately: true,
+            ..Load::default()
+        };
+        assert_eq!(ELASTIC.wanted(blocking(1)), 1 + 2);
+        assert_eq!(ELASTIC.wanted(blocking(15)), 15 + 2);
+        assert_eq!(ELASTIC.wanted(blocking(160)), 160 + 2 + 10);
+        assert!(ELASTIC.needs_spare(Load {
+            in_loop: 170,
+            ..blocking(160)
+        }));
     }
 
     #[test]
