@@ -8,7 +8,7 @@ use std::os::fd::{AsRawFd, FromRawFd};
 
 /// Sends up to `len` bytes of `file` from `offset` straight from the page cache to the socket.
 /// Returns the bytes sent (0 only at end of file); `WouldBlock` when the socket buffer is full.
-pub fn sendfile(socket: &TcpStream, file: &File, offset: u64, len: u64) -> io::Result<u64> {
+pub(crate) fn sendfile(socket: &TcpStream, file: &File, offset: u64, len: u64) -> io::Result<u64> {
     let mut off =
         libc::off_t::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     let count = usize::try_from(len).unwrap_or(usize::MAX);
@@ -23,7 +23,7 @@ pub fn sendfile(socket: &TcpStream, file: &File, offset: u64, len: u64) -> io::R
 
 /// `send` without SIGPIPE, as std's `write` on a socket; `more` adds `MSG_MORE`: the caller sends the rest
 /// of the response (a file, by [`sendfile`]) right after, and the kernel may put both in one segment.
-pub fn send(socket: &TcpStream, data: &[u8], more: bool) -> io::Result<usize> {
+pub(crate) fn send(socket: &TcpStream, data: &[u8], more: bool) -> io::Result<usize> {
     let flags = libc::MSG_NOSIGNAL | if more { libc::MSG_MORE } else { 0 };
     // SAFETY: `data` is a valid, initialised buffer of `data.len()` bytes for the duration of the call.
     let sent = unsafe { libc::send(socket.as_raw_fd(), data.as_ptr().cast(), data.len(), flags) };
@@ -61,7 +61,7 @@ pub fn raise_open_files_limit() -> io::Result<u64> {
 
 /// Reads once from `socket`, appending at most `max` bytes to `buf` without zero-filling its spare capacity
 /// first (that memset would cost more than the read on a 64 KiB buffer). Returns the bytes read; 0 is EOF.
-pub fn read_append(socket: &TcpStream, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+pub(crate) fn read_append(socket: &TcpStream, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
     buf.reserve(max);
     let spare = buf.capacity() - buf.len();
     let want = spare.min(max);
@@ -84,7 +84,7 @@ pub fn read_append(socket: &TcpStream, buf: &mut Vec<u8>, max: usize) -> io::Res
 }
 
 /// The calling thread's kernel id, for [`is_sleeping`].
-pub fn thread_id() -> i32 {
+pub(crate) fn thread_id() -> i32 {
     // SAFETY: gettid takes no arguments and cannot fail.
     unsafe { libc::gettid() }
 }
@@ -92,7 +92,7 @@ pub fn thread_id() -> i32 {
 /// Whether thread `tid` of this process sleeps in the kernel (state S or D: waiting for I/O, a lock, a
 /// timer), as opposed to running or waiting for a CPU. A thread that has been inside one request for long
 /// is either blocked (sleeping) or only preempted, and only this tells them apart.
-pub fn is_sleeping(tid: i32) -> bool {
+pub(crate) fn is_sleeping(tid: i32) -> bool {
     let Ok(stat) = std::fs::read(format!("/proc/self/task/{tid}/stat")) else {
         return false;
     };
@@ -105,7 +105,7 @@ pub fn is_sleeping(tid: i32) -> bool {
 
 /// Lengthens the listen queue (std binds with 128): bursts of new connections then wait in the kernel
 /// instead of being dropped and retried a second later. Linux accepts `listen` again on a listening socket.
-pub fn set_listen_backlog(listener: &std::net::TcpListener, backlog: i32) -> io::Result<()> {
+pub(crate) fn set_listen_backlog(listener: &std::net::TcpListener, backlog: i32) -> io::Result<()> {
     // SAFETY: the descriptor is a bound, listening socket owned by `listener`.
     if unsafe { libc::listen(listener.as_raw_fd(), backlog) } != 0 {
         return Err(io::Error::last_os_error());
@@ -116,7 +116,7 @@ pub fn set_listen_backlog(listener: &std::net::TcpListener, backlog: i32) -> io:
 /// Accepts one connection whose socket is non-blocking from the start (`accept4` with `SOCK_NONBLOCK`):
 /// one system call where std's `accept` and `set_nonblocking` take two. `TCP_NODELAY` comes from the
 /// listener ([`set_nodelay`]), which Linux copies to every accepted socket.
-pub fn accept_nonblocking(listener: &TcpListener) -> io::Result<(TcpStream, SocketAddr)> {
+pub(crate) fn accept_nonblocking(listener: &TcpListener) -> io::Result<(TcpStream, SocketAddr)> {
     // SAFETY: an all-zero sockaddr_storage is a valid value of this plain C struct.
     let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
@@ -164,7 +164,7 @@ pub fn accept_nonblocking(listener: &TcpListener) -> io::Result<(TcpStream, Sock
 }
 
 /// Sets `TCP_NODELAY` on a listening socket, so that every connection it accepts starts with it.
-pub fn set_nodelay(listener: &TcpListener) -> io::Result<()> {
+pub(crate) fn set_nodelay(listener: &TcpListener) -> io::Result<()> {
     let on: libc::c_int = 1;
     // SAFETY: `on` is a valid c_int for the duration of the call, and its size is passed.
     let ret = unsafe {

@@ -27,6 +27,11 @@ pub fn status_forbids_body(status: u16) -> bool {
 
 /// Appends a complete response head to `out`, with the handler's `fields` as `(name, value)` pairs, already
 /// valid on the wire. Returns how many of them it dropped: those the host owns.
+///
+/// Inlined into its callers: in the connection's, the field iterator's per-field branching folds into the
+/// response it came from (plaintext through the hello plugin, callgrind: 4,180 -> 4,090 instructions per
+/// request).
+#[inline(always)]
 pub fn write_head<'f>(
     out: &mut Vec<u8>,
     status: u16,

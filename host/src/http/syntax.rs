@@ -210,6 +210,7 @@ pub(crate) fn parse_field_line(line: &[u8]) -> Result<Header<'_>, FieldLineError
 
 /// Whether a handler's field may go on the wire: a token name and a value without CR, LF or NUL (RFC 9110
 /// §5.1, §5.5); anything else would let a handler forge extra header lines or a second response.
+#[inline] // Called per field of every plugin response, from another module (handler.rs).
 pub(crate) fn is_valid_field(name: &str, value: &str) -> bool {
     is_token(name.as_bytes()) && is_field_value(value.as_bytes())
 }
