@@ -37,11 +37,10 @@ use crate::sys;
 const SWEEP_EVERY: Duration = Duration::from_millis(100);
 /// Most events taken from the readiness set per `epoll_wait`.
 const EVENTS_PER_WAIT: usize = 16;
-/// Stack of a worker thread, where handlers run. plugd's own deepest path (a request with 100 header
-/// fields through a plugin, a chunked body, a static file range) uses under 64 KiB; the rest is the
-/// handlers'. Only touched pages cost memory (a worker blocked in a handler that sleeps holds 40 KiB in
-/// all, measured with 256 of them), so a generous reserve costs address space only; it is still a quarter
-/// of Rust's 2 MiB default, so 4,096 workers reserve 2 GiB, not 8.
+/// Stack of a worker thread, where handlers run. plugd's own path (every end-to-end test of the engine,
+/// plugins, static files, clients and hostile input) passes with 64 KiB; the rest is the handlers'. Only
+/// touched pages cost memory (a worker blocked in a sleeping handler holds about 24 KiB resident), so a
+/// generous reserve costs address space only; it is still a quarter of Rust's 2 MiB default.
 const WORKER_STACK: usize = 512 * 1024;
 /// Most connections the keeper accepts per turn while the loop is stalled: one sweep period's worth of a
 /// busy listener, so that it still expires connections in time.
