@@ -10,7 +10,7 @@ use signal_hook::iterator::Signals;
 
 use crate::access_log;
 use crate::config::Config;
-use crate::plugins::{self, CheckReport, Plugins};
+use crate::plugins::{self, CheckReport, Isolation, Plugins};
 use crate::router::RouterBuilder;
 use crate::server::{Server, ShutdownHandle};
 use crate::static_files::StaticFiles;
@@ -34,7 +34,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
         .map_err(|err| StartError::Config(format!("cannot open the access log: {err}")))?;
     let mut routes = routes_before_plugins(&config)?;
     let mut plugins = Plugins::load_dir(&config.plugin_dir, &config.plugins);
-    plugins.register(&mut routes);
+    plugins.register(&mut routes, &Isolation::from(&config));
     if config.strict_plugins && !plugins.refused().is_empty() {
         return Err(StartError::Config(format!(
             "{} plugin file(s) refused and --strict-plugins is set",
@@ -46,9 +46,10 @@ pub fn run(config: Config) -> Result<(), StartError> {
     // Before `listening on`: whoever waits for that line may signal at once.
     watch_signals(server.shutdown_handle())?;
     log::info!(
-        "listening on http://{} with {} workers",
+        "listening on http://{} with {} workers (up to {} while handlers block)",
         server.local_addr(),
-        config.threads
+        config.threads,
+        config.max_threads
     );
     let served = server.run();
     access_log::flush();

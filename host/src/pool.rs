@@ -1,6 +1,7 @@
-//! How many workers wait for events, and when the others join or step aside: the pool's policy. The
-//! workers' loop itself is `worker.rs`; this module decides, and its decisions are pure functions of time
-//! and load ([`Capacity::wanted`], [`Capacity::needs_spare`], [`Capacity::steps_aside`], [`Nap::choose`]),
+//! How many workers wait for events, when the others join or step aside, and how many threads there are:
+//! the pool's policy. The workers' loop itself is `worker.rs`; this module decides, and its decisions are
+//! pure functions of time and load ([`Capacity::wanted`], [`Capacity::needs_spare`],
+//! [`Capacity::steps_aside`], [`Capacity::grows`], [`Capacity::retires`], [`Nap::choose`], [`stalled`]),
 //! tested without threads (`docs/ARCHITECTURE.md` §4.4).
 //!
 //! Each worker more waiting for events costs context switches: it is woken for every event that comes
@@ -14,16 +15,20 @@
 //!
 //! A worker seen sleeping in the kernel inside a handler (not merely preempted) shows that handlers here
 //! block: for [`BLOCKING_MEMORY`] after that, the pool keeps two unblocked workers in the loop, so that
-//! the next handler that blocks delays nobody else. Blocking handlers then cost only their own connection,
-//! up to `--threads` of them at once.
+//! the next handler that blocks delays nobody else.
 //!
-//! A worker steps aside again when it has nothing to do and more workers are in the loop than wanted.
+//! The pool is elastic: `--threads` workers start, and when the last waiting spare joins the loop, it
+//! starts another (up to `--max-threads`), so a spare is always there to take the place of the next worker
+//! that blocks: blocking handlers cost only their own connections, up to `--max-threads` of them at once.
+//! A worker steps aside again when it has nothing to do and more workers are in the loop than wanted, and
+//! a spare beyond `--threads` retires after [`RETIRE_AFTER`] without being called. None of this costs a
+//! request anything while handlers do not block: threads start and end only when spares join or idle.
 //!
 //! Times are microseconds on the pool's clock ([`Pool::micros_at`]), so that a worker's "serving since"
 //! fits in one atomic.
 
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::ready::Ready;
@@ -37,6 +42,11 @@ const DEEP_QUEUE: usize = 8;
 /// Serving a request that does not block takes microseconds; this is far above that and below the 2 ms
 /// p99 a blocked worker must not cause to other connections.
 const BLOCKED_AFTER: Duration = Duration::from_millis(1);
+/// While handlers block, one more free worker waits for events per this many blocked. 1,000 clients on a
+/// 200 ms route (216 workers blocked in it or waiting at its bulkhead, about 1,400 handler entries a
+/// second): with 2 free workers, /plaintext p99 565 ms, every free worker entering a handler before a
+/// spare replaced the previous one; with 2 + 216/16 = 15, see `bench/blocking.sh -s 1000`.
+const BLOCKED_PER_FREE: usize = 16;
 /// How long after a blocked worker the pool keeps a second unblocked worker in the loop.
 /// Short, as a false alarm (a worker waiting for a lock that a preempted one holds) costs context switches
 /// for that long.
@@ -51,12 +61,23 @@ const WATCH_EVERY: Duration = Duration::from_millis(1);
 const IDLE_WAIT: Duration = Duration::from_millis(100);
 /// The server counts as active while events came within this long: no events, no worker can be blocked.
 const ACTIVE_FOR: Duration = Duration::from_millis(100);
+/// A spare beyond `--threads` that was not called for this long ends. Long enough that a burst of slow
+/// requests every few seconds keeps its workers (starting one costs about 50 us and a wake-up), short
+/// enough that after a burst the memory of its threads returns within seconds.
+pub(crate) const RETIRE_AFTER: Duration = Duration::from_secs(10);
+/// The loop counts as stalled (every worker in it blocked, and no spare left to join) when no worker
+/// finished a turn for this long: three deadline sweeps missed (`worker.rs` sweeps every 100 ms, also
+/// when idle). Then the thread that started the workers accepts and expires connections in their place.
+const STALLED_AFTER: Duration = Duration::from_millis(300);
 
 /// The pool's fixed shape.
 #[derive(Clone, Copy, Debug)]
 struct Capacity {
-    /// Every worker thread.
-    threads: usize,
+    /// Worker threads that never retire (`--threads`, at least 2 when the pool may grow, so that a spare
+    /// watches for blocked workers).
+    base: usize,
+    /// Most worker threads (`--max-threads`).
+    max: usize,
     /// Most unblocked workers in the loop at once: the number of cores.
     runnable: usize,
 }
@@ -75,28 +96,49 @@ struct Load {
 }
 
 impl Capacity {
-    /// How many workers the loop wants: the blocked ones, plus one to wait for events (two if a handler
-    /// blocked lately), plus up to one per core while the queue stays deep.
+    /// How many workers the loop wants: the blocked ones, plus one to wait for events, or more: one per
+    /// core while the queue stays deep; two if a handler blocked lately, and one more per
+    /// [`BLOCKED_PER_FREE`] blocked (the more handlers block at once, the more often a free worker enters
+    /// one, and a spare replaces it only a millisecond or two later).
     fn wanted(self, load: Load) -> usize {
-        let free = if load.queue_stays_deep {
+        let for_queue = if load.queue_stays_deep {
             self.runnable
-        } else if load.blocking_lately {
-            2
         } else {
             1
         };
-        load.blocked + free
+        let for_blocking = if load.blocking_lately {
+            2 + load.blocked / BLOCKED_PER_FREE
+        } else {
+            1
+        };
+        load.blocked + for_queue.max(for_blocking)
     }
 
-    /// A spare should join: fewer workers are in the loop than wanted, and a spare exists.
+    /// A spare should join: fewer workers are in the loop than wanted, and a spare may exist.
     fn needs_spare(self, load: Load) -> bool {
-        load.in_loop < self.threads && load.in_loop < self.wanted(load)
+        load.in_loop < self.max && load.in_loop < self.wanted(load)
+    }
+
+    /// A thread starts as a new spare: the last waiting spare just joined the loop (`waiting` is 0), and
+    /// fewer than the most threads run (`started`: threads running or starting).
+    fn grows(self, started: usize, waiting: usize) -> bool {
+        waiting == 0 && started < self.max
+    }
+
+    /// A spare ends: it was not called for [`RETIRE_AFTER`], and more threads run than the base.
+    fn retires(self, started: usize, idle_for: Duration) -> bool {
+        started > self.base && idle_for >= RETIRE_AFTER
     }
 
     /// A worker with nothing to do leaves the loop: more workers are in it than wanted. The last one stays.
     fn steps_aside(self, load: Load) -> bool {
         load.in_loop > 1 && load.in_loop > self.wanted(load)
     }
+}
+
+/// No worker finished a turn since `last_turn` (on the pool's clock), and it is `now`: the loop is stalled.
+pub(crate) fn stalled(last_turn: u64, now: u64) -> bool {
+    now.saturating_sub(last_turn) > STALLED_AFTER.as_micros() as u64
 }
 
 /// A worker that started serving one connection at `since` (0: not serving) is blocked at `now`.
@@ -152,32 +194,143 @@ pub(crate) struct Pool {
     dozing: AtomicBool,
     /// A spare was called that has not joined yet (so it is called only once).
     called: AtomicBool,
-    /// Whether one spare is watching; the others wait to be called.
-    watching: Mutex<bool>,
+    /// Threads slots, spares and the watcher.
+    threads: Mutex<Threads>,
     spares: Condvar,
+    /// Signalled when the last thread ends.
+    ended: Condvar,
+    /// One more than the highest worker id in use: how far the per-worker arrays are read.
+    ids_in_use: AtomicUsize,
+}
+
+/// Which threads run, changed only when a spare waits, joins, starts or ends.
+struct Threads {
+    /// Per worker id: whether a thread has it.
+    taken: Vec<bool>,
+    /// Threads running or starting.
+    started: usize,
+    /// Spares waiting to be called.
+    waiting: usize,
+    /// Whether one spare is watching; the others wait to be called.
+    watching: bool,
+}
+
+impl Threads {
+    /// Takes the lowest free id, so the ids in use stay few and the arrays short.
+    fn take_id(&mut self) -> Option<usize> {
+        let id = self.taken.iter().position(|taken| !taken)?;
+        self.taken[id] = true;
+        self.started += 1;
+        Some(id)
+    }
+
+    fn free_id(&mut self, id: usize) {
+        if let Some(taken) = self.taken.get_mut(id) {
+            if std::mem::replace(taken, false) {
+                self.started -= 1;
+            }
+        }
+    }
+
+    fn ids_in_use(&self) -> usize {
+        self.taken
+            .iter()
+            .rposition(|taken| *taken)
+            .map_or(0, |id| id + 1)
+    }
+}
+
+/// What a waiting spare does next.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Wake {
+    /// Join the loop (or, when the server is finished, end).
+    Join,
+    /// Join the loop, and start a new spare with this id first.
+    JoinAndStart(usize),
+    /// End the thread: not needed for [`RETIRE_AFTER`]. Its id is free already.
+    Retire,
 }
 
 impl Pool {
-    /// A pool of `threads` workers of which at most as many as the machine has cores run at once.
-    pub(crate) fn new(threads: usize) -> Pool {
-        let threads = threads.max(1);
+    /// A pool of `threads` workers, growing up to `max_threads` while handlers block, of which at most as
+    /// many as the machine has cores run at once.
+    pub(crate) fn new(threads: usize, max_threads: usize) -> Pool {
+        let max = max_threads.max(threads).max(1);
+        // A pool that may grow keeps a spare to watch for blocked workers.
+        let base = if max > 1 { threads.max(2) } else { 1 };
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Pool {
             capacity: Capacity {
-                threads,
-                runnable: cores.clamp(1, threads),
+                base,
+                max,
+                runnable: cores.clamp(1, base),
             },
             in_loop: AtomicUsize::new(1),
-            serving_since: (0..threads).map(|_| AtomicU64::new(0)).collect(),
-            thread_ids: (0..threads).map(|_| AtomicI32::new(0)).collect(),
+            serving_since: (0..max).map(|_| AtomicU64::new(0)).collect(),
+            thread_ids: (0..max).map(|_| AtomicI32::new(0)).collect(),
             epoch: Instant::now(),
             blocking_until: AtomicU64::new(0),
             last_events: AtomicU64::new(0),
             dozing: AtomicBool::new(false),
             called: AtomicBool::new(false),
-            watching: Mutex::new(false),
+            threads: Mutex::new(Threads {
+                taken: vec![false; max],
+                started: 0,
+                waiting: 0,
+                watching: false,
+            }),
             spares: Condvar::new(),
+            ended: Condvar::new(),
+            ids_in_use: AtomicUsize::new(0),
         }
+    }
+
+    /// The ids of the threads to start with: worker 0 starts in the loop, the others as spares.
+    pub(crate) fn start_base(&self) -> Vec<usize> {
+        let mut threads = self.lock_threads();
+        let ids = (0..self.capacity.base)
+            .filter_map(|_| threads.take_id())
+            .collect();
+        self.ids_in_use
+            .store(threads.ids_in_use(), Ordering::Relaxed);
+        ids
+    }
+
+    /// Thread `id` ended (or never started): frees its id; wakes [`Pool::wait_ended`] after the last.
+    pub(crate) fn end(&self, id: usize) {
+        let mut threads = self.lock_threads();
+        self.end_locked(&mut threads, id);
+    }
+
+    fn end_locked(&self, threads: &mut Threads, id: usize) {
+        threads.free_id(id);
+        self.ids_in_use
+            .store(threads.ids_in_use(), Ordering::Relaxed);
+        if threads.started == 0 {
+            self.ended.notify_all();
+        }
+    }
+
+    /// Waits up to `timeout` for every thread to end; returns whether they all have.
+    pub(crate) fn wait_ended(&self, timeout: Duration) -> bool {
+        let threads = self.lock_threads();
+        let (threads, _) = self
+            .ended
+            .wait_timeout_while(threads, timeout, |threads| threads.started > 0)
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        threads.started == 0
+    }
+
+    /// Threads running or starting.
+    pub(crate) fn started(&self) -> usize {
+        self.lock_threads().started
+    }
+
+    fn lock_threads(&self) -> MutexGuard<'_, Threads> {
+        // Every change to `Threads` is one step, so a poisoned lock still holds consistent counts.
+        self.threads
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// `instant` on the pool's clock: microseconds since `epoch`, plus one (0 means "not serving").
@@ -192,24 +345,31 @@ impl Pool {
     /// Called by worker `id` on its own thread before it works: its thread can then be told sleeping from
     /// preempted.
     pub(crate) fn register_worker(&self, id: usize) {
-        self.thread_ids[id % self.thread_ids.len()].store(sys::thread_id(), Ordering::Relaxed);
+        if let Some(tid) = self.thread_ids.get(id) {
+            tid.store(sys::thread_id(), Ordering::Relaxed);
+        }
     }
 
     /// Worker `id` starts serving one connection at `now`.
     pub(crate) fn start_serving(&self, id: usize, now: u64) {
-        self.serving_since[id % self.serving_since.len()].store(now, Ordering::Relaxed);
+        if let Some(since) = self.serving_since.get(id) {
+            since.store(now, Ordering::Relaxed);
+        }
     }
 
     /// Worker `id` is done with its connection; calls a spare if every worker in the loop is blocked
     /// meanwhile.
     pub(crate) fn stop_serving(&self, id: usize, now: u64) {
-        self.serving_since[id % self.serving_since.len()].store(0, Ordering::Relaxed);
+        if let Some(since) = self.serving_since.get(id) {
+            since.store(0, Ordering::Relaxed);
+        }
         self.call_spare_if_needed(now);
     }
 
     /// Indices of the workers blocked at `now`.
     fn blocked_workers(&self, now: u64) -> impl Iterator<Item = usize> + '_ {
-        self.serving_since
+        let in_use = self.ids_in_use.load(Ordering::Relaxed);
+        self.serving_since[..in_use.min(self.serving_since.len())]
             .iter()
             .map(|since| since.load(Ordering::Relaxed))
             .enumerate()
@@ -286,37 +446,55 @@ impl Pool {
         }
     }
 
-    /// Waits as a spare until the loop needs one more worker (then returns to join it) or `finished`
-    /// says the server is done. `ready`: the queue whose depth calls spares.
-    pub(crate) fn wait_as_spare(&self, ready: &Ready, finished: impl Fn() -> bool) {
-        let mut watching = self
-            .watching
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+    /// Waits as a spare until the loop needs one more worker (then returns to join it, and says whether to
+    /// start a new spare first), the spare may retire, or `finished` says the server is done. `ready`: the
+    /// queue whose depth calls spares.
+    pub(crate) fn wait_as_spare(
+        &self,
+        id: usize,
+        ready: &Ready,
+        finished: impl Fn() -> bool,
+    ) -> Wake {
+        let mut threads = self.lock_threads();
+        threads.waiting += 1;
+        let idle_since = Instant::now();
         let mut was_deep = false;
         loop {
             if finished() {
-                return;
+                threads.waiting -= 1;
+                return Wake::Join;
             }
             let now = self.micros();
             let deep = ready.len() >= DEEP_QUEUE;
             if self.needs_spare(now, deep && was_deep) {
                 self.in_loop.fetch_add(1, Ordering::Relaxed);
-                return;
+                threads.waiting -= 1;
+                if !self.capacity.grows(threads.started, threads.waiting) {
+                    return Wake::Join;
+                }
+                let started = threads.take_id().map(Wake::JoinAndStart);
+                self.ids_in_use
+                    .store(threads.ids_in_use(), Ordering::Relaxed);
+                return started.unwrap_or(Wake::Join);
+            }
+            if self.capacity.retires(threads.started, idle_since.elapsed()) {
+                threads.waiting -= 1;
+                self.end_locked(&mut threads, id);
+                return Wake::Retire;
             }
             was_deep = deep;
-            let watcher = !*watching;
-            *watching = true;
+            let watcher = !threads.watching;
+            threads.watching = true;
             let nap = Nap::choose(watcher, now, self.last_events.load(Ordering::Relaxed));
             if nap == Nap::Doze {
                 self.dozing.store(true, Ordering::Relaxed);
             }
-            watching = self
+            threads = self
                 .spares
-                .wait_timeout(watching, nap.timeout())
+                .wait_timeout(threads, nap.timeout())
                 .map_or_else(|poisoned| poisoned.into_inner().0, |(guard, _)| guard);
             if watcher {
-                *watching = false;
+                threads.watching = false;
                 self.dozing.store(false, Ordering::Relaxed);
                 self.remember_blocking(self.micros());
             }
@@ -330,9 +508,17 @@ impl Pool {
 mod tests {
     use super::*;
 
-    /// 4 threads on 2 cores.
+    /// 4 threads on 2 cores, growing to 4 (as before the pool grew).
     const POOL: Capacity = Capacity {
-        threads: 4,
+        base: 4,
+        max: 4,
+        runnable: 2,
+    };
+
+    /// 4 threads on 2 cores, growing to 256.
+    const ELASTIC: Capacity = Capacity {
+        base: 4,
+        max: 256,
         runnable: 2,
     };
 
@@ -362,7 +548,8 @@ mod tests {
     fn no_spare_joins_when_every_thread_is_in_the_loop() {
         assert!(!POOL.needs_spare(load(4, 4)));
         let one = Capacity {
-            threads: 1,
+            base: 1,
+            max: 1,
             runnable: 1,
         };
         assert!(!one.needs_spare(load(1, 1)));
@@ -384,6 +571,23 @@ mod tests {
             POOL.steps_aside(load(2, 0)),
             "once forgotten, the second steps aside"
         );
+    }
+
+    #[test]
+    fn more_free_workers_wait_the_more_handlers_block() {
+        let blocking = |blocked| Load {
+            in_loop: blocked,
+            blocked,
+            blocking_lately: true,
+            ..Load::default()
+        };
+        assert_eq!(ELASTIC.wanted(blocking(1)), 1 + 2);
+        assert_eq!(ELASTIC.wanted(blocking(15)), 15 + 2);
+        assert_eq!(ELASTIC.wanted(blocking(160)), 160 + 2 + 10);
+        assert!(ELASTIC.needs_spare(Load {
+            in_loop: 170,
+            ..blocking(160)
+        }));
     }
 
     #[test]
@@ -425,7 +629,60 @@ mod tests {
 
     #[test]
     fn the_pool_clock_reserves_zero_for_not_serving() {
-        let pool = Pool::new(2);
+        let pool = Pool::new(2, 2);
         assert_eq!(pool.micros_at(pool.epoch), 1);
+    }
+
+    #[test]
+    fn a_spare_joins_however_many_workers_block_up_to_the_most_threads() {
+        assert!(ELASTIC.needs_spare(load(4, 4)), "beyond the base");
+        assert!(ELASTIC.needs_spare(load(100, 100)));
+        assert!(!ELASTIC.needs_spare(load(101, 100)), "one free is enough");
+        assert!(!ELASTIC.needs_spare(load(256, 256)), "none beyond the most");
+    }
+
+    #[test]
+    fn a_new_spare_starts_when_the_last_one_joins_until_the_most_threads() {
+        assert!(ELASTIC.grows(4, 0));
+        assert!(!ELASTIC.grows(4, 1), "a spare still waits");
+        assert!(ELASTIC.grows(255, 0));
+        assert!(!ELASTIC.grows(256, 0), "at the most threads");
+        assert!(
+            !POOL.grows(4, 0),
+            "a pool whose most is its base never grows"
+        );
+    }
+
+    #[test]
+    fn spares_beyond_the_base_retire_after_the_idle_period() {
+        assert!(!ELASTIC.retires(40, RETIRE_AFTER - Duration::from_millis(1)));
+        assert!(ELASTIC.retires(40, RETIRE_AFTER));
+        assert!(ELASTIC.retires(5, RETIRE_AFTER * 2));
+        assert!(!ELASTIC.retires(4, RETIRE_AFTER * 2), "the base stays");
+    }
+
+    #[test]
+    fn the_loop_is_stalled_when_no_turn_ended_for_three_sweeps() {
+        let limit = STALLED_AFTER.as_micros() as u64;
+        assert!(!stalled(1_000, 1_000 + limit));
+        assert!(stalled(1_000, 1_001 + limit));
+        assert!(
+            !stalled(5_000, 1_000),
+            "a turn ended after the clock was read"
+        );
+    }
+
+    #[test]
+    fn thread_ids_are_reused_lowest_first() {
+        let pool = Pool::new(2, 8);
+        assert_eq!(pool.start_base(), [0, 1]);
+        let mut threads = pool.lock_threads();
+        assert_eq!(threads.take_id(), Some(2));
+        assert_eq!(threads.take_id(), Some(3));
+        threads.free_id(2);
+        assert_eq!(threads.ids_in_use(), 4);
+        assert_eq!(threads.take_id(), Some(2));
+        threads.free_id(3);
+        assert_eq!((threads.ids_in_use(), threads.started), (3, 3));
     }
 }

@@ -31,7 +31,6 @@ const LISTEN_BACKLOG: i32 = 511;
 pub struct Server {
     shared: Arc<Shared>,
     addr: SocketAddr,
-    threads: usize,
 }
 
 impl Server {
@@ -49,7 +48,6 @@ impl Server {
         Ok(Server {
             shared: Arc::new(shared),
             addr,
-            threads: config.threads.max(1),
         })
     }
 
@@ -64,22 +62,10 @@ impl Server {
         }
     }
 
-    /// Serves until shutdown has drained every connection or its deadline passed.
+    /// Serves until shutdown has drained every connection or its deadline passed (handlers still blocked
+    /// then are left to the process's exit).
     pub fn run(self) -> io::Result<()> {
-        let workers = (0..self.threads)
-            .map(|n| {
-                let shared = Arc::clone(&self.shared);
-                std::thread::Builder::new()
-                    .name(format!("plugd-worker-{n}"))
-                    .spawn(move || worker::work(&shared, n))
-            })
-            .collect::<io::Result<Vec<_>>>()?;
-        for thread in workers {
-            if thread.join().is_err() {
-                log::error!("a worker thread died");
-            }
-        }
-        Ok(())
+        worker::run(&self.shared)
     }
 }
 

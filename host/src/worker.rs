@@ -5,14 +5,21 @@
 //! A turn of the loop: take a wake-up (from the [`Ready`] queue, else from `epoll_wait`), accept or serve
 //! it, and sweep deadlines when due. One `epoll_wait` may return several events: the worker serves the
 //! first and queues the others, which every worker empties before it waits again (one system call for many
-//! requests under load). How many workers run this loop at once is the pool's decision (`pool.rs`).
+//! requests under load). How many workers run this loop at once, and how many threads there are, is the
+//! pool's decision (`pool.rs`); starting and ending the threads is done here.
+//!
+//! When every worker is blocked inside a handler and `--max-threads` are running, no worker takes a turn:
+//! the thread that started them ([`keep`]) then accepts new connections (up to `--max-connections`, so they
+//! wait in the readiness set, in order, rather than in the kernel's backlog) and closes the connections
+//! whose deadline passed, and it ends [`crate::server::Server::run`] at the shutdown deadline even if
+//! handlers still block.
 
 use std::io;
 use std::net::{Shutdown, TcpListener};
 use std::os::fd::AsRawFd;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::config::{Config, Limits, Timeouts};
@@ -21,7 +28,7 @@ use crate::connections::{Connections, LISTENER};
 use crate::dispatch::panic_message;
 use crate::http::{date, response};
 use crate::poller::{Event, Events, Poller};
-use crate::pool::Pool;
+use crate::pool::{self, Pool, Wake};
 use crate::ready::Ready;
 use crate::router::Router;
 use crate::sys;
@@ -30,6 +37,14 @@ use crate::sys;
 const SWEEP_EVERY: Duration = Duration::from_millis(100);
 /// Most events taken from the readiness set per `epoll_wait`.
 const EVENTS_PER_WAIT: usize = 16;
+/// Stack of a worker thread, where handlers run. plugd's own path (every end-to-end test of the engine,
+/// plugins, static files, clients and hostile input) passes with 64 KiB; the rest is the handlers'. Only
+/// touched pages cost memory (a worker blocked in a sleeping handler holds about 24 KiB resident), so a
+/// generous reserve costs address space only; it is still a quarter of Rust's 2 MiB default.
+const WORKER_STACK: usize = 512 * 1024;
+/// Most connections the keeper accepts per turn while the loop is stalled: one sweep period's worth of a
+/// busy listener, so that it still expires connections in time.
+const KEEPER_ACCEPTS: usize = 1024;
 
 /// Everything the workers share.
 pub(crate) struct Shared {
@@ -72,7 +87,7 @@ impl Shared {
             max_connections: config.max_connections,
             last_sweep: AtomicU64::new(0),
             shutdown_deadline: OnceLock::new(),
-            pool: Pool::new(config.threads),
+            pool: Pool::new(config.threads, config.max_threads),
             ready: Ready::default(),
         }
     }
@@ -107,21 +122,49 @@ impl Shared {
     }
 }
 
-/// One worker's life: wait, serve, repeat, until shutdown is complete. Worker 0 starts in the loop, the
-/// others as spares.
-pub(crate) fn work(shared: &Shared, id: usize) {
+/// Starts the base workers, then keeps the server while they serve (see [`keep`]) until they have all
+/// ended or the shutdown deadline passed.
+pub(crate) fn run(shared: &Arc<Shared>) -> io::Result<()> {
+    for (n, id) in shared.pool.start_base().into_iter().enumerate() {
+        if let Err(err) = start(shared, id, n == 0) {
+            shared.begin_shutdown();
+            keep(shared);
+            return Err(err);
+        }
+    }
+    keep(shared);
+    Ok(())
+}
+
+/// Starts worker `id`, in the loop or as a spare; frees its id if the thread cannot start.
+fn start(shared: &Arc<Shared>, id: usize, in_loop: bool) -> io::Result<()> {
+    let mine = Arc::clone(shared);
+    let started = std::thread::Builder::new()
+        .name(format!("plugd-worker-{id}"))
+        .stack_size(WORKER_STACK)
+        .spawn(move || work(&mine, id, in_loop));
+    if started.is_err() {
+        shared.pool.end(id);
+    }
+    started.map(drop)
+}
+
+/// One worker's life: wait, serve, repeat, until shutdown is complete or, as a spare, it retires.
+fn work(shared: &Arc<Shared>, id: usize, in_loop: bool) {
     let pool = &shared.pool;
     let mut scratch = Scratch::default();
     let mut events = Events::with_capacity(EVENTS_PER_WAIT);
     pool.register_worker(id);
-    if id > 0 {
-        pool.wait_as_spare(&shared.ready, || shared.finished());
+    if !in_loop && !wait_as_spare(shared, id) {
+        return;
     }
     while !shared.finished() {
         let event = match shared.ready.pop() {
             Some(event) => Some(event),
             None if pool.steps_aside() => {
-                pool.wait_as_spare(&shared.ready, || shared.finished());
+                if !wait_as_spare(shared, id) {
+                    return;
+                }
                 continue;
             }
             None => next_event(shared, &mut events),
@@ -130,7 +173,9 @@ pub(crate) fn work(shared: &Shared, id: usize) {
         let now = Instant::now();
         let micros = pool.micros_at(now);
         match event {
-            Some(event) if event.token == LISTENER => accept(shared),
+            Some(event) if event.token == LISTENER => {
+                accept(shared);
+            }
             Some(event) => {
                 pool.start_serving(id, micros);
                 serve(shared, event, now, &mut scratch);
@@ -139,6 +184,69 @@ pub(crate) fn work(shared: &Shared, id: usize) {
             None => {}
         }
         sweep_if_due(shared, now, micros);
+    }
+    pool.end(id);
+}
+
+/// Waits as a spare; returns `false` when the worker retired (its id is already free).
+fn wait_as_spare(shared: &Arc<Shared>, id: usize) -> bool {
+    match shared
+        .pool
+        .wait_as_spare(id, &shared.ready, || shared.finished())
+    {
+        Wake::Join => true,
+        Wake::JoinAndStart(new) => {
+            if let Err(err) = start(shared, new, false) {
+                warn_rate_limited(&format!("cannot start a worker thread: {err}"));
+            }
+            true
+        }
+        Wake::Retire => false,
+    }
+}
+
+/// The starting thread's watch while the workers serve: returns once they all ended, or at the shutdown
+/// deadline even if handlers still block (the process then exits without them). While no worker takes a
+/// turn for long ([`pool::stalled`]: every one blocked, none left to start), it accepts and expires
+/// connections in their place; it never runs a handler.
+fn keep(shared: &Shared) {
+    let mut scratch = Scratch::default();
+    loop {
+        if shared.pool.wait_ended(SWEEP_EVERY) {
+            return;
+        }
+        let now = Instant::now();
+        if shared
+            .shutdown_deadline
+            .get()
+            .is_some_and(|deadline| now >= *deadline)
+        {
+            log::warn!(
+                "shutdown timeout: exiting with {} worker(s) still inside handlers",
+                shared.pool.started()
+            );
+            return;
+        }
+        let micros = shared.pool.micros_at(now);
+        let last_turn = shared.last_sweep.load(Ordering::Relaxed) * 1000;
+        if pool::stalled(last_turn, micros) {
+            keep_stalled(shared, now, &mut scratch);
+        }
+    }
+}
+
+/// What the workers would do without running a handler: accept what waits, and close the connections whose
+/// deadline passed (or, shutting down, that are idle).
+fn keep_stalled(shared: &Shared, now: Instant, scratch: &mut Scratch) {
+    for _ in 0..KEEPER_ACCEPTS {
+        if !accept(shared) {
+            break;
+        }
+    }
+    let shutting_down = shared.shutdown_deadline.get().is_some();
+    for expired in shared.connections.expire(now, shutting_down) {
+        // An expired connection is closed (after a 408 if a request was half-received): no handler runs.
+        serve(shared, expired, now, scratch);
     }
 }
 
@@ -220,18 +328,20 @@ fn close(shared: &Shared, token: u64, conn: Box<Conn>) {
 /// reports it again, so no worker accepts until the queue is empty (an `accept` failing with EAGAIN per
 /// wake-up) nor re-arms it. A new connection is not served at once: its request has almost never arrived
 /// yet (wrk -H 'Connection: close': 99% of such reads found nothing), and the readiness set reports it.
-fn accept(shared: &Shared) {
+/// Returns whether a connection was accepted (more may wait).
+fn accept(shared: &Shared) -> bool {
     let guard = shared
         .listener
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     let Some(listener) = guard.as_ref() else {
-        return;
+        return false;
     };
     // Non-blocking and TCP_NODELAY from the start: no system call per connection to set them.
     match sys::accept_nonblocking(listener) {
         Ok((socket, peer)) => {
             register(shared, Box::new(Conn::new(socket, peer, &shared.timeouts)));
+            return true;
         }
         Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
         Err(err) if is_out_of_descriptors(&err) => {
@@ -246,6 +356,7 @@ fn accept(shared: &Shared) {
         }
         Err(err) => log::debug!("accept failed: {err}"),
     }
+    false
 }
 
 /// Parks a new connection in the readiness set, or answers 503 when `--max-connections` are open.

@@ -50,7 +50,7 @@ fn main() {
         )
         .expect("static route");
     let mut plugins = Plugins::load_dir(&config.plugin_dir, &config.plugins);
-    plugins.register(&mut routes);
+    plugins.register(&mut routes, &plugd::plugins::Isolation::from(&config));
     routes
         .add_all(&[("GET", "/builtin")], "builtin", Arc::new(Plaintext))
         .expect("built-in route");

@@ -9,14 +9,18 @@
 //!   tables or arrays gives index segments (`servers.0.host`).
 //!
 //! Host-level keys are read by plugd and still passed to the plugin: `mount`, a path prefix for all of the
-//! plugin's routes (see [`Mount`]).
+//! plugin's routes (see [`Mount`]), and `max_in_flight`, the most requests the plugin's handlers may serve
+//! at once (`plugins/bulkhead.rs`).
 
+use std::num::NonZeroUsize;
 use std::ops::Range;
 
 use toml::de::{DeTable, DeValue};
 
 /// Key of a plugin table that prefixes all of the plugin's routes.
 const MOUNT_KEY: &str = "mount";
+/// Key of a plugin table that caps the plugin's requests in flight.
+const MAX_IN_FLIGHT_KEY: &str = "max_in_flight";
 
 /// Reports a problem with the value at `key` (`plugins.NAME.KEY`) found at `span`, as one line.
 pub type Refuse<'a> = dyn Fn(&str, Range<usize>, &str) -> String + 'a;
@@ -46,6 +50,8 @@ pub struct PluginTable {
     pub entries: Vec<(String, String)>,
     /// Where its routes are mounted (`/` when not set).
     pub mount: Mount,
+    /// The most requests its handlers serve at once; `None`: plugd's default share of `--max-threads`.
+    pub max_in_flight: Option<NonZeroUsize>,
 }
 
 impl PluginTable {
@@ -194,9 +200,31 @@ fn plugin_table(
                 )
             })?;
         }
+        if name == MAX_IN_FLIGHT_KEY {
+            let limit_key = format!("{key}.{MAX_IN_FLIGHT_KEY}");
+            result.max_in_flight = Some(
+                positive_integer(value.get_ref())
+                    .map_err(|problem| refuse(&limit_key, value.span(), &problem))?,
+            );
+        }
         flatten(name.to_owned(), value.get_ref(), &mut result.entries);
     }
     Ok(result)
+}
+
+/// A positive integer that fits the machine's word.
+fn positive_integer(value: &DeValue<'_>) -> Result<NonZeroUsize, String> {
+    let DeValue::Integer(integer) = value else {
+        return Err(format!(
+            "expected a positive integer, found {}",
+            value.type_str()
+        ));
+    };
+    i64::from_str_radix(integer.as_str(), integer.radix())
+        .ok()
+        .and_then(|n| usize::try_from(n).ok())
+        .and_then(NonZeroUsize::new)
+        .ok_or_else(|| format!("expected a positive integer, found {integer}"))
 }
 
 /// Appends the entries of `value` under `key` (see the module docs).
@@ -305,6 +333,31 @@ mod tests {
             entries("[plugins.p]\nmount = \"/api\""),
             pairs(&[("mount", "/api")])
         );
+    }
+
+    fn max_in_flight(toml: &str) -> Result<Option<NonZeroUsize>, String> {
+        let document = DeTable::parse(toml).unwrap();
+        let plugins = document.get_ref().get("plugins").unwrap();
+        let tables = parse(plugins.get_ref(), plugins.span(), &|key, _, problem| {
+            format!("{key}: {problem}")
+        })?;
+        Ok(tables.get("p").unwrap().max_in_flight)
+    }
+
+    #[test]
+    fn max_in_flight_is_a_positive_integer() {
+        assert_eq!(max_in_flight("[plugins.p]\nx = 1"), Ok(None));
+        assert_eq!(
+            max_in_flight("[plugins.p]\nmax_in_flight = 0x10"),
+            Ok(NonZeroUsize::new(16))
+        );
+        for bad in ["0", "-3", "\"8\"", "1.5", "true"] {
+            let err = max_in_flight(&format!("[plugins.p]\nmax_in_flight = {bad}")).unwrap_err();
+            assert!(
+                err.starts_with("plugins.p.max_in_flight: expected a positive integer"),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -2,14 +2,18 @@
 //! load and verify it without running its code, `init` it with its config table, register its routes under
 //! its mount prefix.
 
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use plugin_api::host::Library;
 
+use super::Isolation;
 use super::adapter::{PluginHandler, PluginRoute};
+use super::bulkhead::{Bulkhead, Bulkheaded};
 use super::error::{LoadError, LoadErrorKind};
 use crate::config::{Mount, PluginTable};
+use crate::handler::Handler;
 use crate::router::RouterBuilder;
 
 /// One plugin that loaded, passed the ABI checks and whose `init` accepted its configuration.
@@ -18,6 +22,8 @@ pub struct LoadedPlugin {
     library: Library,
     handler: Arc<PluginHandler>,
     mount: Mount,
+    /// Its table's cap on requests in flight, if it sets one.
+    max_in_flight: Option<NonZeroUsize>,
 }
 
 impl LoadedPlugin {
@@ -48,15 +54,41 @@ impl LoadedPlugin {
 
     /// Registers all of its routes, or none if the router refuses one.
     pub(super) fn register(&self, router: &mut RouterBuilder) -> Result<(), LoadErrorKind> {
+        self.register_routes(router, |route| route)
+    }
+
+    /// Registers all of its routes behind one shared bulkhead (its cap of requests in flight, its slow calls
+    /// named), or none if the router refuses one.
+    pub(super) fn register_isolated(
+        &self,
+        router: &mut RouterBuilder,
+        isolation: &Isolation,
+    ) -> Result<(), LoadErrorKind> {
+        let limit = self
+            .max_in_flight
+            .unwrap_or(isolation.default_max_in_flight);
+        let bulkhead = Arc::new(Bulkhead::new(
+            self.name().into(),
+            limit,
+            isolation.slow_handler,
+        ));
+        self.register_routes(router, |route| {
+            Arc::new(Bulkheaded::new(Arc::clone(&bulkhead), route))
+        })
+    }
+
+    /// One handler per route, carrying the route's manifest index (the plugin's own dispatch key), each
+    /// passed through `wrap`.
+    fn register_routes(
+        &self,
+        router: &mut RouterBuilder,
+        wrap: impl Fn(Arc<dyn Handler>) -> Arc<dyn Handler>,
+    ) -> Result<(), LoadErrorKind> {
         let routes = self.routes();
-        // One handler per route, carrying the route's manifest index (the plugin's own dispatch key).
         let routes = routes.iter().enumerate().map(|(index, (method, pattern))| {
-            let route = PluginRoute::new(Arc::clone(&self.handler), index);
-            (
-                *method,
-                pattern.as_str(),
-                Arc::new(route) as Arc<dyn crate::handler::Handler>,
-            )
+            let route: Arc<dyn Handler> =
+                Arc::new(PluginRoute::new(Arc::clone(&self.handler), index));
+            (*method, pattern.as_str(), wrap(route))
         });
         router
             .add_routes(routes, self.name())
@@ -102,5 +134,6 @@ pub fn start(
         library,
         handler: Arc::new(PluginHandler::new(library.name().into(), instance)),
         mount: table.map(|t| t.mount.clone()).unwrap_or_default(),
+        max_in_flight: table.and_then(|t| t.max_in_flight),
     })
 }

@@ -6,7 +6,8 @@
 //!
 //! ```ignore
 //! let mut plugins = Plugins::load_dir(&config.plugin_dir, &config.plugins); // logs each refused file
-//! plugins.register(&mut router_builder);   // after `static`; logs each loaded plugin, its routes mounted
+//! plugins.register(&mut router_builder, &Isolation::from(&config)); // after `static`; logs each loaded
+//!                                          // plugin, its routes mounted, behind its bulkhead
 //! if config.strict_plugins && !plugins.refused().is_empty() { std::process::exit(2) }
 //! ...
 //! plugins.shutdown();                      // on SIGINT/SIGTERM, after the drain
@@ -17,21 +18,43 @@
 //! `plugd check` runs the same steps on one file ([`check`]).
 
 mod adapter;
+mod bulkhead;
 mod check;
 mod error;
 mod load;
+mod slow_calls;
 
 use std::fs;
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 pub use adapter::{PluginHandler, PluginRoute};
+pub use bulkhead::{Bulkhead, default_max_in_flight};
 pub use check::{CheckReport, check};
 pub use error::{LoadError, LoadErrorKind};
 pub use load::LoadedPlugin;
 use load::{open, start};
 
-use crate::config::PluginTables;
+use crate::config::{Config, PluginTables};
 use crate::router::RouterBuilder;
+
+/// How plugins are kept from stalling each other: each one's cap of requests in flight (unless its table sets
+/// `max_in_flight`), and when a call counts as slow.
+#[derive(Clone, Copy, Debug)]
+pub struct Isolation {
+    pub default_max_in_flight: NonZeroUsize,
+    pub slow_handler: Duration,
+}
+
+impl From<&Config> for Isolation {
+    fn from(config: &Config) -> Isolation {
+        Isolation {
+            default_max_in_flight: default_max_in_flight(config.max_threads),
+            slow_handler: config.slow_handler,
+        }
+    }
+}
 
 /// The plugins found in the plugin folder: those that loaded and started, and the files that were refused.
 #[derive(Default)]
@@ -76,8 +99,9 @@ impl Plugins {
 
     /// Registers each loaded plugin's routes for it, atomically per plugin and in file-name order, so a plugin
     /// whose routes conflict with an earlier owner's (register `static` and built-ins first) is refused whole,
-    /// with the conflict named in its log line, and its shutdown hook runs at once.
-    pub fn register(&mut self, router: &mut RouterBuilder) {
+    /// with the conflict named in its log line, and its shutdown hook runs at once. Each plugin serves behind
+    /// its bulkhead, as `isolation` says.
+    pub fn register(&mut self, router: &mut RouterBuilder, isolation: &Isolation) {
         let mut registered: Vec<LoadedPlugin> = Vec::with_capacity(self.loaded.len());
         for plugin in std::mem::take(&mut self.loaded) {
             let outcome = match registered.iter().find(|p| p.name() == plugin.name()) {
@@ -85,7 +109,7 @@ impl Plugins {
                     name: plugin.name().to_owned(),
                     first: first.path().to_owned(),
                 }),
-                None => plugin.register(router),
+                None => plugin.register_isolated(router, isolation),
             };
             match outcome {
                 Ok(()) => {
