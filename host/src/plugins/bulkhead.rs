@@ -14,9 +14,27 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::config::Config;
 use crate::handler::{Handler, Request, Response};
 
 use super::slow_calls::{self, Call};
+
+/// How plugins are kept from stalling each other: each one's cap of requests in flight (unless its table sets
+/// `max_in_flight`), and when a call counts as slow.
+#[derive(Clone, Copy, Debug)]
+pub struct Isolation {
+    pub default_max_in_flight: NonZeroUsize,
+    pub slow_handler: Duration,
+}
+
+impl From<&Config> for Isolation {
+    fn from(config: &Config) -> Isolation {
+        Isolation {
+            default_max_in_flight: default_max_in_flight(config.max_threads),
+            slow_handler: config.slow_handler,
+        }
+    }
+}
 
 /// How long a request over the cap waits for a place before its 503: far below any client's timeout, and
 /// long enough to absorb a burst a little above the cap.

@@ -8,9 +8,8 @@ use std::sync::Arc;
 
 use plugin_api::host::Library;
 
-use super::Isolation;
 use super::adapter::{PluginHandler, PluginRoute};
-use super::bulkhead::{Bulkhead, Bulkheaded};
+use super::bulkhead::{Bulkhead, Bulkheaded, Isolation};
 use super::error::{LoadError, LoadErrorKind};
 use crate::config::{Mount, PluginTable};
 use crate::handler::Handler;

@@ -25,36 +25,17 @@ mod load;
 mod slow_calls;
 
 use std::fs;
-use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 pub use adapter::{PluginHandler, PluginRoute};
-pub use bulkhead::{Bulkhead, default_max_in_flight};
+pub use bulkhead::{Bulkhead, Isolation, default_max_in_flight};
 pub use check::{CheckReport, check};
 pub use error::{LoadError, LoadErrorKind};
 pub use load::LoadedPlugin;
 use load::{open, start};
 
-use crate::config::{Config, PluginTables};
+use crate::config::PluginTables;
 use crate::router::RouterBuilder;
-
-/// How plugins are kept from stalling each other: each one's cap of requests in flight (unless its table sets
-/// `max_in_flight`), and when a call counts as slow.
-#[derive(Clone, Copy, Debug)]
-pub struct Isolation {
-    pub default_max_in_flight: NonZeroUsize,
-    pub slow_handler: Duration,
-}
-
-impl From<&Config> for Isolation {
-    fn from(config: &Config) -> Isolation {
-        Isolation {
-            default_max_in_flight: default_max_in_flight(config.max_threads),
-            slow_handler: config.slow_handler,
-        }
-    }
-}
 
 /// The plugins found in the plugin folder: those that loaded and started, and the files that were refused.
 #[derive(Default)]
