@@ -168,7 +168,9 @@ fn workers(args: &[&str], envs: &[(&str, &str)]) -> String {
     let line = server
         .wait_for_log_line(&["listening on http://"], LOG_WAIT)
         .unwrap();
-    line.rsplit(" with ").next().unwrap().to_owned()
+    // `listening on http://ADDR with N workers (up to M while handlers block)`
+    let counts = line.split(" with ").nth(1).unwrap();
+    counts.split(" (").next().unwrap().to_owned()
 }
 
 #[test]
