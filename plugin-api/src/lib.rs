@@ -290,7 +290,7 @@
 //!   method literally named `*`, which no request matches.
 //! * **Breaking changes** (a changed [`Request`], [`Response`] or entry point) make a new minor release
 //!   (0.2.0) while plugin-api is `0.y`, and a new major after 1.0. Plugins must then be rebuilt; plugd refuses
-//!   the old ones with "plugd expects plugin-api 0.2.0, the plugin was built against plugin-api 0.1.3".
+//!   the old ones with "this plugd expects plugin-api 0.2.0, the plugin was built against plugin-api 0.1.3".
 //! * abi_stable stays behind this crate (its types appear only in `#[doc(hidden)]` or host-side items), so it
 //!   can be replaced without changing plugin source code.
 
