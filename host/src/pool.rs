@@ -1,6 +1,6 @@
 //! How many workers wait for events, when the others join or step aside, and how many threads there are:
 //! the pool's policy. The workers' loop itself is `worker.rs`; this module decides, and its decisions are
-//! pure functions of time and load ([`Capacity::wanted`], [`Capacity::needs_spare`],
+//! pure functions of time and load ([`Capacity::wanted`], [`Capacity::missing`],
 //! [`Capacity::steps_aside`], [`Capacity::grows`], [`Capacity::retires`], [`Nap::choose`], [`stalled`]),
 //! tested without threads (`docs/ARCHITECTURE.md` §4.4).
 //!
@@ -114,9 +114,9 @@ impl Capacity {
         load.blocked + for_queue.max(for_blocking)
     }
 
-    /// A spare should join: fewer workers are in the loop than wanted, and a spare may exist.
-    fn needs_spare(self, load: Load) -> bool {
-        load.in_loop < self.max && load.in_loop < self.wanted(load)
+    /// How many spares should join: fewer workers are in the loop than wanted (and than the most threads).
+    fn missing(self, load: Load) -> usize {
+        self.wanted(load).min(self.max).saturating_sub(load.in_loop)
     }
 
     /// A thread starts as a new spare: the last waiting spare just joined the loop (`waiting` is 0), and
@@ -401,9 +401,14 @@ impl Pool {
     }
 
     fn needs_spare(&self, now: u64, queue_stays_deep: bool) -> bool {
+        self.missing(now, queue_stays_deep) > 0
+    }
+
+    /// How many spares should join at `now`.
+    fn missing(&self, now: u64, queue_stays_deep: bool) -> usize {
         let in_loop = self.in_loop.load(Ordering::Relaxed);
         self.capacity
-            .needs_spare(self.load(now, in_loop, queue_stays_deep))
+            .missing(self.load(now, in_loop, queue_stays_deep))
     }
 
     /// Calls a spare when every worker in the loop is blocked: a few atomic loads, and a futex wake per
@@ -466,9 +471,16 @@ impl Pool {
             }
             let now = self.micros();
             let deep = ready.len() >= DEEP_QUEUE;
-            if self.needs_spare(now, deep && was_deep) {
+            let missing = self.missing(now, deep && was_deep);
+            if missing > 0 {
                 self.in_loop.fetch_add(1, Ordering::Relaxed);
                 threads.waiting -= 1;
+                // The others missing are called now, not one per later call: when every worker in the loop
+                // is blocked, only the watcher's next look would call one, and on a busy machine that look
+                // comes tens of milliseconds late (`bench/blocking.sh -s 1000`).
+                for _ in 1..missing.min(threads.waiting + 1) {
+                    self.spares.notify_one();
+                }
                 if !self.capacity.grows(threads.started, threads.waiting) {
                     return Wake::Join;
                 }
@@ -533,26 +545,26 @@ mod tests {
     #[test]
     fn one_worker_waits_for_events_while_nothing_blocks() {
         assert_eq!(POOL.wanted(load(1, 0)), 1);
-        assert!(!POOL.needs_spare(load(1, 0)));
+        assert_eq!(POOL.missing(load(1, 0)), 0);
         assert!(!POOL.steps_aside(load(1, 0)), "the last worker stays");
     }
 
     #[test]
     fn a_spare_takes_the_place_of_a_blocked_worker() {
-        assert!(POOL.needs_spare(load(1, 1)));
-        assert!(!POOL.needs_spare(load(2, 1)), "one free worker is enough");
-        assert!(POOL.needs_spare(load(2, 2)));
+        assert!(POOL.missing(load(1, 1)) > 0);
+        assert_eq!(POOL.missing(load(2, 1)), 0, "one free worker is enough");
+        assert!(POOL.missing(load(2, 2)) > 0);
     }
 
     #[test]
     fn no_spare_joins_when_every_thread_is_in_the_loop() {
-        assert!(!POOL.needs_spare(load(4, 4)));
+        assert_eq!(POOL.missing(load(4, 4)), 0);
         let one = Capacity {
             base: 1,
             max: 1,
             runnable: 1,
         };
-        assert!(!one.needs_spare(load(1, 1)));
+        assert_eq!(one.missing(load(1, 1)), 0);
     }
 
     #[test]
@@ -562,7 +574,7 @@ mod tests {
             ..load(1, 0)
         };
         assert_eq!(POOL.wanted(lately), 2);
-        assert!(POOL.needs_spare(lately));
+        assert!(POOL.missing(lately) > 0);
         assert!(!POOL.steps_aside(Load {
             in_loop: 2,
             ..lately
@@ -584,10 +596,27 @@ mod tests {
         assert_eq!(ELASTIC.wanted(blocking(1)), 1 + 2);
         assert_eq!(ELASTIC.wanted(blocking(15)), 15 + 2);
         assert_eq!(ELASTIC.wanted(blocking(160)), 160 + 2 + 10);
-        assert!(ELASTIC.needs_spare(Load {
-            in_loop: 170,
-            ..blocking(160)
-        }));
+        assert!(
+            ELASTIC.missing(Load {
+                in_loop: 170,
+                ..blocking(160)
+            }) > 0
+        );
+    }
+
+    #[test]
+    fn every_spare_missing_is_counted_up_to_the_most_threads() {
+        let blocking = |in_loop, blocked| Load {
+            in_loop,
+            blocked,
+            blocking_lately: true,
+            ..Load::default()
+        };
+        assert_eq!(ELASTIC.missing(blocking(160, 160)), 2 + 10);
+        assert_eq!(ELASTIC.missing(blocking(165, 160)), 7);
+        assert_eq!(ELASTIC.missing(blocking(180, 160)), 0, "more than wanted");
+        assert_eq!(ELASTIC.missing(blocking(250, 250)), 6, "the most is 256");
+        assert_eq!(POOL.missing(load(1, 1)), 1);
     }
 
     #[test]
@@ -597,8 +626,8 @@ mod tests {
             ..load(1, 0)
         };
         assert_eq!(POOL.wanted(deep), POOL.runnable);
-        assert!(POOL.needs_spare(deep));
-        assert!(!POOL.needs_spare(Load { in_loop: 2, ..deep }));
+        assert!(POOL.missing(deep) > 0);
+        assert_eq!(POOL.missing(Load { in_loop: 2, ..deep }), 0);
     }
 
     #[test]
@@ -635,10 +664,10 @@ mod tests {
 
     #[test]
     fn a_spare_joins_however_many_workers_block_up_to_the_most_threads() {
-        assert!(ELASTIC.needs_spare(load(4, 4)), "beyond the base");
-        assert!(ELASTIC.needs_spare(load(100, 100)));
-        assert!(!ELASTIC.needs_spare(load(101, 100)), "one free is enough");
-        assert!(!ELASTIC.needs_spare(load(256, 256)), "none beyond the most");
+        assert!(ELASTIC.missing(load(4, 4)) > 0, "beyond the base");
+        assert!(ELASTIC.missing(load(100, 100)) > 0);
+        assert_eq!(ELASTIC.missing(load(101, 100)), 0, "one free is enough");
+        assert_eq!(ELASTIC.missing(load(256, 256)), 0, "none beyond the most");
     }
 
     #[test]
