@@ -41,6 +41,12 @@ pub fn run(config: Config) -> Result<(), StartError> {
             plugins.refused().len()
         )));
     }
+    let chain = plugins::middleware_chain(&config.middleware, plugins.loaded(), &config.plugins)
+        .map_err(StartError::Config)?;
+    if !config.middleware.is_empty() {
+        log::info!("middleware: {}", config.middleware.join(" -> "));
+    }
+    routes.set_middleware(chain);
     let server = Server::bind(&config, routes.build())
         .map_err(|err| StartError::Io(format!("cannot listen on {}: {err}", config.addr)))?;
     // Before `listening on`: whoever waits for that line may signal at once.

@@ -106,6 +106,60 @@ pub struct Args {
         default_value = "combined"
     )]
     pub access_log_format: crate::access_log::Format,
+    /// A filter plugin to run around every answer (repeatable; in the file: `middleware = ["a", "b"]`), in
+    /// this order on the way in and in reverse on the way out. A name no loaded filter has stops plugd.
+    #[arg(
+        long,
+        env = "PLUGD_MIDDLEWARE",
+        value_name = "NAME",
+        value_delimiter = ','
+    )]
+    pub middleware: Vec<String>,
+    /// Address block of a reverse proxy (repeatable, e.g. `10.0.0.0/8`): requests from it are attributed to
+    /// the client its `X-Forwarded-For` / `Forwarded` names (the rate limit counts that address).
+    #[arg(long, env = "PLUGD_TRUSTED_PROXIES", value_name = "CIDR", value_delimiter = ',',
+          value_parser = crate::rate_limit::Cidr::parse)]
+    pub trusted_proxies: Vec<crate::rate_limit::Cidr>,
+    /// Most open connections per client address; beyond it a new connection gets 503 and is closed
+    /// [default: no limit but --max-connections].
+    #[arg(long, env = "PLUGD_MAX_CONNECTIONS_PER_CLIENT",
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections_per_client: Option<u32>,
+    /// Requests per second each client address may make, sustained (`[rate_limit] requests_per_second` in
+    /// the file); over it: 429 with Retry-After [default: no limit].
+    #[arg(long, env = "PLUGD_RATE_LIMIT_REQUESTS_PER_SECOND", value_name = "R",
+          value_parser = parse_rate)]
+    pub rate_limit_requests_per_second: Option<f64>,
+    /// Requests a client may make at once before the sustained rate applies (`[rate_limit] burst`)
+    /// [default: the rate per second, at least 1].
+    #[arg(long, env = "PLUGD_RATE_LIMIT_BURST", value_name = "B",
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub rate_limit_burst: Option<u32>,
+    /// Path prefix the rate limit applies to (repeatable; `[rate_limit] paths`) [default: every path].
+    #[arg(
+        long,
+        env = "PLUGD_RATE_LIMIT_PATHS",
+        value_name = "PREFIX",
+        value_delimiter = ','
+    )]
+    pub rate_limit_paths: Vec<String>,
+    /// Add the IETF draft `RateLimit` and `RateLimit-Policy` fields to rate-limited answers
+    /// (`[rate_limit] headers = true`).
+    #[arg(long, env = "PLUGD_RATE_LIMIT_HEADERS")]
+    pub rate_limit_headers: bool,
+}
+
+/// A positive, finite number of requests per second, fractions allowed ("0.5": one every two seconds).
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let rate: f64 = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of requests per second"))?;
+    if !(rate.is_finite() && (0.001..=1e6).contains(&rate)) {
+        return Err(format!(
+            "`{s}` is not between 0.001 and 1000000 requests per second"
+        ));
+    }
+    Ok(rate)
 }
 
 /// What plugd is asked to do besides serving.
@@ -170,6 +224,14 @@ pub struct Config {
     /// The `[plugins.NAME]` tables of the config file.
     pub plugins: PluginTables,
     pub access_log: crate::access_log::Settings,
+    /// The filter plugins around every answer, in order (`middleware.rs`).
+    pub middleware: Vec<String>,
+    /// The per-client request limit, if one is set.
+    pub rate_limit: Option<crate::rate_limit::Settings>,
+    /// Whose forwarding fields name the client.
+    pub trusted_proxies: crate::rate_limit::TrustedProxies,
+    /// Most open connections per client address, if limited.
+    pub max_connections_per_client: Option<u32>,
 }
 
 /// What the command line asks for.
@@ -255,6 +317,20 @@ impl Config {
                 destination: args.access_log,
                 format: args.access_log_format,
             },
+            middleware: args.middleware,
+            rate_limit: args
+                .rate_limit_requests_per_second
+                .map(|requests_per_second| crate::rate_limit::Settings {
+                    requests_per_second,
+                    burst: args
+                        .rate_limit_burst
+                        .unwrap_or(requests_per_second.ceil() as u32)
+                        .max(1),
+                    paths: args.rate_limit_paths,
+                    draft_fields: args.rate_limit_headers,
+                }),
+            trusted_proxies: crate::rate_limit::TrustedProxies::new(args.trusted_proxies),
+            max_connections_per_client: args.max_connections_per_client,
         }
     }
 

@@ -29,6 +29,7 @@ use crate::handler::{Body, Request, Response};
 use crate::http::body::{BodyError, ChunkedProgress, decode_chunked_resume};
 use crate::http::response::{self, CONTINUE, Framing};
 use crate::http::{BodyFraming, RequestHead, Version, parse_head};
+use crate::rate_limit::{self, ClientSlot, RateLimiter};
 use crate::router::Router;
 use crate::sys;
 
@@ -64,6 +65,8 @@ pub enum Next {
 /// Everything a connection needs from the server while it is served.
 pub struct Context<'a> {
     pub router: &'a Router,
+    /// The per-client request limit, if one is set: checked before any filter or handler runs.
+    pub rate_limit: Option<&'a RateLimiter>,
     pub limits: &'a Limits,
     pub timeouts: &'a Timeouts,
     /// Set when the server starts draining: answer what is in flight, with `Connection: close`.
@@ -176,6 +179,8 @@ pub struct Conn {
     deadline: Instant,
     /// The deadline passed while parked; the next owner must close it.
     expired: bool,
+    /// This connection's place in its client's count of open connections, when those are limited.
+    _client_slot: Option<ClientSlot>,
 }
 
 impl Conn {
@@ -191,7 +196,13 @@ impl Conn {
             resume: false,
             deadline: Instant::now() + timeouts.header,
             expired: false,
+            _client_slot: None,
         }
+    }
+
+    /// Holds the connection's place in its client's count until it is dropped.
+    pub fn hold(&mut self, slot: ClientSlot) {
+        self._client_slot = Some(slot);
     }
 
     pub fn socket(&self) -> &TcpStream {
@@ -397,7 +408,7 @@ impl Conn {
                     return None;
                 }
                 Err(err) => {
-                    self.refuse(scratch, cx, err.status(), err.reason());
+                    self.refuse_after_head(&head, started, scratch, cx, err);
                     return None;
                 }
             };
@@ -407,10 +418,14 @@ impl Conn {
             body: &body,
             peer: self.peer,
         };
-        let (response, handler) = dispatch::dispatch(cx.router, &request);
+        let (response, handler) = rate_limit::admit(cx.rate_limit, &request, cx.now, || {
+            dispatch::dispatch(cx.router, &request)
+        });
         let keep_alive = head.keep_alive && !cx.shutting_down() && !self.input_ended();
+        let request_id = request_id(&response);
         let sent = self.queue_response(&mut scratch.out, response, &head, keep_alive, cx.date);
-        access_log(self.peer, &head, sent, started, handler);
+        let answered_by = (handler, request_id.as_deref());
+        access_log(self.peer, &head, sent, started, answered_by);
         self.reading = if keep_alive {
             Reading::Idle
         } else {
@@ -472,6 +487,42 @@ impl Conn {
             continue_sent,
             chunked,
         });
+    }
+
+    /// Answers a request whose body the host refuses (413 and the framing errors), through the middleware
+    /// chain like any answer to a request with a head, and closes after it.
+    fn refuse_after_head(
+        &mut self,
+        head: &RequestHead<'_>,
+        started: Instant,
+        scratch: &mut Scratch,
+        cx: &Context<'_>,
+        err: BodyError,
+    ) {
+        log::debug!(
+            "{}: refused with {}: {}",
+            self.peer,
+            err.status(),
+            err.reason()
+        );
+        let request = Request {
+            head,
+            params: &[],
+            body: &[],
+            peer: self.peer,
+        };
+        let (response, handler) =
+            dispatch::refused(cx.router, &request, err.status(), err.reason());
+        let request_id = request_id(&response);
+        let sent = self.queue_response(&mut scratch.out, response, head, false, cx.date);
+        access_log(
+            self.peer,
+            head,
+            sent,
+            started,
+            (handler, request_id.as_deref()),
+        );
+        self.reading = Reading::Closing { linger: true };
     }
 
     /// Answers a request the host refuses before any handler sees it, and closes after it.
@@ -726,15 +777,24 @@ fn write_nonblocking(socket: &TcpStream, data: &[u8], more: bool) -> io::Result<
     Ok(sent)
 }
 
+/// The response's request id for the access log, kept before the response is written: a copy only when a
+/// filter set one.
+fn request_id(response: &Response) -> Option<String> {
+    response
+        .headers
+        .get(crate::access_log::REQUEST_ID_FIELD)
+        .map(str::to_owned)
+}
+
 /// One access-log line per answered request, and a warning for every 5xx.
 fn access_log(
     peer: SocketAddr,
     head: &RequestHead<'_>,
     (status, bytes): (u16, u64),
     started: Instant,
-    handler: &str,
+    (handler, request_id): (&str, Option<&str>),
 ) {
-    crate::access_log::record(peer, head, (status, bytes), started, handler);
+    crate::access_log::record(peer, head, (status, bytes), started, (handler, request_id));
     // A 503 answers overload, and whoever refuses logs it at most once a second (the plugin bulkheads): a
     // line per refusal would itself load the overloaded server (6,900 lines a second with 1,000 clients).
     if status >= 500 && status != 503 {
@@ -819,6 +879,7 @@ mod tests {
             let date = *b"Thu, 26 Nov 2026 20:00:00 GMT";
             let cx = Context {
                 router: &self.router,
+                rate_limit: None,
                 limits: &self.config.limits,
                 timeouts: &self.config.timeouts,
                 shutdown: &self.shutdown,

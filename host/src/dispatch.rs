@@ -1,5 +1,7 @@
-//! One complete request -> one response: method check, route lookup, the handler call, and the built-in
-//! answers (404, 405, 501, 500). A panicking handler becomes a 500 here and never reaches the worker.
+//! One complete request -> one response: the middleware chain around method check, route lookup, the handler
+//! call, and the built-in answers (404, 405, 501, 500). A panicking handler becomes a 500 here and never
+//! reaches the worker. A request the engine refuses after reading its head (413) is answered here too, so the
+//! chain sees every answer that has a request (docs/ARCHITECTURE.md §15).
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -14,8 +16,28 @@ const KNOWN_METHODS: [&str; 9] = [
 /// Who answered, for the access log.
 pub const BUILTIN: &str = "builtin";
 
-/// Routes `req` and calls its handler. Returns the response and the name of whoever produced it.
+/// Routes `req` and calls its handler, inside the middleware chain. Returns the response and the name of
+/// whoever produced it.
+#[inline]
 pub fn dispatch<'r>(router: &'r Router, req: &Request<'_>) -> (Response, &'r str) {
+    router.middleware().around(req, |req| route(router, req))
+}
+
+/// The built-in answer `status` (with `reason` as its text) to a request the engine refused after its head,
+/// inside the middleware chain.
+pub fn refused<'r>(
+    router: &'r Router,
+    req: &Request<'_>,
+    status: u16,
+    reason: &str,
+) -> (Response, &'r str) {
+    router.middleware().around(req, |_| {
+        (Response::text(status, format!("{reason}\n")), BUILTIN)
+    })
+}
+
+/// Routes `req` and calls its handler.
+fn route<'r>(router: &'r Router, req: &Request<'_>) -> (Response, &'r str) {
     let method = req.head.method;
     if !KNOWN_METHODS.contains(&method) {
         return (Response::text(501, "Not Implemented"), BUILTIN);

@@ -7,8 +7,9 @@ use std::net::SocketAddr;
 
 use plugin_api::host::ResponseHeaders;
 
-use crate::http::RequestHead;
+use crate::http::headers::INLINE_HEADERS;
 use crate::http::syntax::is_valid_field;
+use crate::http::{RequestHead, Version};
 
 /// One request as a handler sees it: borrowed views into the connection's buffer.
 pub struct Request<'a> {
@@ -27,6 +28,47 @@ impl Request<'_> {
             .iter()
             .find(|(n, _)| *n == name)
             .map(|(_, v)| *v)
+    }
+
+    /// Calls `f` with the plugin ABI's view of this request (no bytes copied), with the decoded route
+    /// parameters `params`: what plugin routes and filters are handed.
+    #[inline]
+    pub fn with_plugin_view<R>(
+        &self,
+        params: &[plugin_api::Param<'_>],
+        f: impl FnOnce(&plugin_api::Request<'_>) -> R,
+    ) -> R {
+        // As many fields as the parser keeps in place are converted on the stack, not into a fresh allocation.
+        let mut inline = [plugin_api::Header::new("", b""); INLINE_HEADERS];
+        let spilled: Vec<plugin_api::Header<'_>>;
+        let fields = self
+            .head
+            .headers
+            .iter()
+            .map(|h| plugin_api::Header::new(h.name, h.value));
+        let headers: &[plugin_api::Header<'_>] = if self.head.headers.len() <= INLINE_HEADERS {
+            for (slot, field) in inline.iter_mut().zip(fields) {
+                *slot = field;
+            }
+            &inline[..self.head.headers.len()]
+        } else {
+            spilled = fields.collect();
+            &spilled
+        };
+        f(&plugin_api::Request::new(plugin_api::RequestParts {
+            method: self.head.method,
+            target: self.head.target,
+            path: self.head.path,
+            query: self.head.query,
+            version: match self.head.version {
+                Version::Http10 => plugin_api::Version::Http10,
+                Version::Http11 => plugin_api::Version::Http11,
+            },
+            headers,
+            params,
+            body: self.body,
+            peer: self.peer,
+        }))
     }
 }
 
@@ -90,6 +132,34 @@ impl Fields {
                 self.0 = Repr::Host(fields);
             }
         }
+    }
+
+    /// Removes every field named `name` (ASCII case-insensitive). A plugin's fields are copied out of the
+    /// plugin only when one of them goes.
+    pub fn remove(&mut self, name: &str) {
+        if !self.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+            return;
+        }
+        let fields = match std::mem::take(&mut self.0) {
+            Repr::Host(fields) => fields,
+            Repr::Plugin(headers) => headers
+                .iter()
+                .map(|(n, v)| (n.to_owned().into(), v.to_owned().into()))
+                .collect(),
+        };
+        self.0 = Repr::Host(
+            fields
+                .into_iter()
+                .filter(|(n, _)| !n.eq_ignore_ascii_case(name))
+                .collect(),
+        );
+    }
+
+    /// The first field named `name` (ASCII case-insensitive).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
     }
 
     /// The fields in order, as `(name, value)`.

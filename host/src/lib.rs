@@ -4,7 +4,8 @@
 //! from a [`config::Config`]; [`server`] binds and starts the workers (`worker.rs`: accept, serve, sweep),
 //! of which `pool.rs` decides how many wait on the `poller.rs` readiness set; `connections.rs` holds every
 //! open connection between wake-ups and `conn.rs` serves one; `dispatch.rs` asks the [`router`] which
-//! [`handler::Handler`] answers: [`plugins`], [`static_files`] or a built-in; [`http`] is the wire format;
+//! [`handler::Handler`] answers: [`plugins`], [`static_files`] or a built-in, inside the [`middleware`] chain
+//! of filter plugins, after the [`rate_limit`] let the client through; [`http`] is the wire format;
 //! [`access_log`] writes a line per answered request; [`sys`] holds the few system calls std lacks. Every
 //! file imports only files below it (`tests/layering.rs` checks it).
 //!
@@ -19,9 +20,11 @@ mod connections;
 mod dispatch;
 pub mod handler;
 pub mod http;
+pub mod middleware;
 pub mod plugins;
 mod poller;
 mod pool;
+pub mod rate_limit;
 mod ready;
 pub mod router;
 pub mod server;

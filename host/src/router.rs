@@ -6,6 +6,9 @@
 //! segment from the left); a route of method `*` accepts every method but loses to a route of the request's
 //! own method on the same pattern; HEAD falls back to GET routes. This module adds what only the host needs:
 //! who owns each route, method validation, and refusing a plugin's routes as a whole.
+//!
+//! The router also holds the middleware chain that runs around every answer (`middleware.rs`): routes and
+//! the filters around them are what decides a request's answer, and are replaced together.
 
 use std::fmt;
 use std::sync::Arc;
@@ -14,6 +17,7 @@ use plugin_api::routing::{ANY_METHOD, Lookup, Pattern, Table};
 
 use crate::handler::Handler;
 use crate::http::syntax::is_token;
+use crate::middleware::Chain;
 
 /// One registered route.
 pub struct Route {
@@ -90,6 +94,7 @@ struct NewRoute {
 #[derive(Default)]
 pub struct RouterBuilder {
     table: Table<Route>,
+    middleware: Chain,
 }
 
 impl RouterBuilder {
@@ -166,13 +171,22 @@ impl RouterBuilder {
         Ok(())
     }
 
+    /// The filters to run around every answer (none unless set).
+    pub fn set_middleware(&mut self, chain: Chain) {
+        self.middleware = chain;
+    }
+
     pub fn build(self) -> Router {
-        Router { table: self.table }
+        Router {
+            table: self.table,
+            middleware: self.middleware,
+        }
     }
 }
 
 pub struct Router {
     table: Table<Route>,
+    middleware: Chain,
 }
 
 impl Router {
@@ -187,6 +201,11 @@ impl Router {
             Lookup::MethodNotAllowed { allow } => RouteMatch::MethodNotAllowed { allow },
             Lookup::NotFound => RouteMatch::NotFound,
         }
+    }
+
+    /// The filters around every answer.
+    pub fn middleware(&self) -> &Chain {
+        &self.middleware
     }
 
     /// Every route, in registration order (for the admin view and logs).

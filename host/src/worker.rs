@@ -29,6 +29,7 @@ use crate::dispatch::panic_message;
 use crate::http::{date, response};
 use crate::poller::{Event, Events, Poller};
 use crate::pool::{self, Pool, Wake};
+use crate::rate_limit::{ClientConnections, RateLimiter};
 use crate::ready::Ready;
 use crate::router::Router;
 use crate::sys;
@@ -58,6 +59,10 @@ pub(crate) struct Shared {
     limits: Limits,
     timeouts: Timeouts,
     max_connections: usize,
+    /// Open connections per client address, when `--max-connections-per-client` limits them.
+    per_client: Option<Arc<ClientConnections>>,
+    /// The per-client request limit, checked before any filter or handler runs.
+    rate_limit: Option<RateLimiter>,
     /// Milliseconds on the pool's clock of the last deadline sweep.
     last_sweep: AtomicU64,
     /// Set once, when shutdown begins: the time by which the server exits whatever is still open.
@@ -85,6 +90,13 @@ impl Shared {
             limits: config.limits.clone(),
             timeouts: config.timeouts,
             max_connections: config.max_connections,
+            per_client: config
+                .max_connections_per_client
+                .map(ClientConnections::new),
+            rate_limit: config
+                .rate_limit
+                .as_ref()
+                .map(|settings| RateLimiter::new(settings, config.trusted_proxies.clone())),
             last_sweep: AtomicU64::new(0),
             shutdown_deadline: OnceLock::new(),
             pool: Pool::new(config.threads, config.max_threads),
@@ -286,6 +298,7 @@ fn serve(shared: &Shared, event: Event, now: Instant, scratch: &mut Scratch) {
     let date = date::now();
     let cx = Context {
         router: &shared.router,
+        rate_limit: shared.rate_limit.as_ref(),
         limits: &shared.limits,
         timeouts: &shared.timeouts,
         shutdown: &shared.shutdown_deadline,
@@ -359,8 +372,15 @@ fn accept(shared: &Shared) -> bool {
     false
 }
 
-/// Parks a new connection in the readiness set, or answers 503 when `--max-connections` are open.
-fn register(shared: &Shared, conn: Box<Conn>) {
+/// Parks a new connection in the readiness set, or answers 503 when `--max-connections` are open, or when
+/// its client has `--max-connections-per-client` open already.
+fn register(shared: &Shared, mut conn: Box<Conn>) {
+    if let Some(per_client) = &shared.per_client {
+        match per_client.acquire(conn.peer().ip()) {
+            Some(slot) => conn.hold(slot),
+            None => return refuse_overloaded(&conn, "client connection limit reached"),
+        }
+    }
     let fd = conn.socket().as_raw_fd();
     match shared.connections.insert(conn, shared.max_connections) {
         Ok(token) => {
@@ -371,23 +391,15 @@ fn register(shared: &Shared, conn: Box<Conn>) {
                 }
             }
         }
-        Err(conn) => refuse_overloaded(&conn),
+        Err(conn) => refuse_overloaded(&conn, "connection limit reached"),
     }
 }
 
-/// Over the connection limit: a fast 503 instead of unbounded memory, then close.
-fn refuse_overloaded(conn: &Conn) {
-    warn_rate_limited(&format!(
-        "{}: refused with 503: connection limit reached",
-        conn.peer()
-    ));
+/// Over a connection limit: a fast 503 instead of unbounded memory, then close.
+fn refuse_overloaded(conn: &Conn, reason: &str) {
+    warn_rate_limited(&format!("{}: refused with 503: {reason}", conn.peer()));
     let mut out = Vec::new();
-    response::write_error(
-        &mut out,
-        503,
-        "server at its connection limit",
-        &date::now(),
-    );
+    response::write_error(&mut out, 503, reason, &date::now());
     let _ = std::io::Write::write(&mut conn.socket(), &out);
     let _ = conn.socket().shutdown(Shutdown::Write);
 }

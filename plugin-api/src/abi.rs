@@ -9,11 +9,11 @@
 
 use abi_stable::library::RootModule;
 use abi_stable::sabi_types::VersionStrings;
-use abi_stable::std_types::{RBox, ROption, RResult, RSlice, RStr, RString};
+use abi_stable::std_types::{RBox, ROption, RResult, RSlice, RStr, RString, RVec};
 use abi_stable::type_layout::TypeLayout;
 use abi_stable::{declare_root_module_statics, package_version_strings, sabi_trait, StableAbi};
 
-use crate::{Request, Response};
+use crate::{Header, Request, Response};
 
 /// One `(method, pattern)` a plugin serves, e.g. `("GET", "/hello/{name}")`.
 #[repr(C)]
@@ -156,6 +156,10 @@ pub const LOG_V1: &str = "log.v1";
 /// The per-instance capability that calls one route's function directly: a [`RoutesModule`].
 pub const ROUTES_V1: &str = "routes.v1";
 
+/// The per-instance capability of a filter plugin (plugin-api 0.1.2): hooks around every request, a
+/// [`FilterModule`].
+pub const FILTER_V1: &str = "filter.v1";
+
 /// [`LOG_V1`]: the host installs its sink once, right after loading the library and before `init`.
 #[repr(C)]
 #[derive(StableAbi)]
@@ -202,4 +206,58 @@ pub struct RoutesModule {
         route: usize,
         req: &Request<'_>,
     ) -> RResult<Response, PanicMessage>,
+}
+
+/// [`FILTER_V1`]: a filter's two hooks, called by the host around every request its middleware chain applies
+/// the filter to. It is the first field of the plugin's handler object, and valid as long as that object.
+///
+/// Both hooks are synchronous plain functions (no closure crosses the boundary). `context` is one string per
+/// request and filter, created empty by the host, which the request hook may fill and the response hook reads:
+/// the filter's way to carry data from one hook to the other. `RErr` carries the message of a panic caught
+/// inside the plugin.
+#[repr(C)]
+#[derive(StableAbi)]
+pub struct FilterModule {
+    /// Sees the request before routing: `RNone` lets it continue, `RSome` answers it instead.
+    pub on_request: extern "C" fn(
+        module: &FilterModule,
+        req: &Request<'_>,
+        context: &mut RString,
+    ) -> RResult<ROption<Response>, PanicMessage>,
+    /// Sees the response head before it is written and returns the edits to make to its fields.
+    pub on_response: extern "C" fn(
+        module: &FilterModule,
+        req: &Request<'_>,
+        context: &mut RString,
+        head: &ResponseHeadView<'_>,
+    ) -> RResult<RVec<FieldEdit>, PanicMessage>,
+}
+
+/// The head of a response as a filter's response hook sees it: status and fields, borrowed from the host.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy, Debug)]
+pub struct ResponseHeadView<'a> {
+    pub status: u16,
+    pub fields: RSlice<'a, Header<'a>>,
+}
+
+/// What an edit does to the fields named [`FieldEdit::name`] (ASCII case-insensitive).
+#[repr(u8)]
+#[derive(StableAbi, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FieldEditKind {
+    /// Adds a field after the existing ones.
+    Append,
+    /// Removes every field of the name, then adds this one.
+    Set,
+    /// Removes every field of the name (the value is ignored).
+    Remove,
+}
+
+/// One change a filter makes to a response's fields.
+#[repr(C)]
+#[derive(StableAbi, Debug)]
+pub struct FieldEdit {
+    pub kind: FieldEditKind,
+    pub name: RString,
+    pub value: RString,
 }

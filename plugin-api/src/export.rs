@@ -4,14 +4,16 @@
 use std::sync::OnceLock;
 
 use abi_stable::prefix_type::PrefixTypeTrait;
-use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString};
+use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString, RVec};
 use abi_stable::type_level::downcasting::TD_Opaque;
 use abi_stable::StableAbi;
 
 use crate::abi::{
-    no_capability, Capability, ConfigEntry, InitFn, Manifest, PanicMessage, PluginInstance,
-    PluginMod, PluginModRef, PluginObject, PluginObject_TO, Route, RoutesModule, ROUTES_V1,
+    no_capability, Capability, ConfigEntry, FieldEdit, FilterModule, InitFn, Manifest,
+    PanicMessage, PluginInstance, PluginMod, PluginModRef, PluginObject, PluginObject_TO,
+    ResponseHeadView, Route, RoutesModule, FILTER_V1, ROUTES_V1,
 };
+use crate::filter::{Filter, FilterContext, ResponseHead};
 use crate::guard::catch;
 use crate::logging::library_capability;
 use crate::routing::{Lookup, Pattern, Table};
@@ -251,6 +253,115 @@ impl<S: Send + Sync + 'static> PluginObject for Routed<S> {
         ROption::RSome(Capability {
             layout: <RoutesModule as StableAbi>::LAYOUT,
             module: (&self.module as *const RoutesModule).cast(),
+        })
+    }
+}
+
+/// The body of a filter plugin's `init` entry point (what [`export_filter!`](crate::export_filter) expands
+/// to): builds the filter from its configuration under `catch_unwind`.
+pub fn init_filter<F, B>(
+    name: &'static str,
+    config: RSlice<'_, ConfigEntry<'_>>,
+    build: B,
+) -> RResult<PluginInstance, RString>
+where
+    F: Filter,
+    B: FnOnce(&Config<'_>) -> Result<F, InitError>,
+{
+    start(name, config, build, filter_instance)
+}
+
+/// Wraps a filter into the FFI object the host calls (also used by [`crate::testing`]).
+pub(crate) fn filter_instance<F: Filter>(filter: F) -> PluginInstance {
+    PluginObject_TO::from_value(
+        Filtered {
+            module: FilterModule {
+                on_request: on_request::<F>,
+                on_response: on_response::<F>,
+            },
+            filter,
+        },
+        TD_Opaque,
+    )
+}
+
+/// The handler object of a filter plugin.
+///
+/// `#[repr(C)]` with the [`FilterModule`] first: the module handed to the host is the object's own address,
+/// which is how the hooks find the object again (as [`Routed`] does for [`RoutesModule`]).
+#[repr(C)]
+struct Filtered<F> {
+    module: FilterModule,
+    filter: F,
+}
+
+impl<F: Filter> Filtered<F> {
+    /// The object whose module `module` is.
+    ///
+    /// # Safety
+    /// `module` must be the `module` field of a live `Filtered<F>`.
+    unsafe fn of(module: &FilterModule) -> &Filtered<F> {
+        // Per the contract, `module` is the first field of a `#[repr(C)]` `Filtered<F>`, so its address is the
+        // object's.
+        &*(module as *const FilterModule).cast::<Filtered<F>>()
+    }
+}
+
+/// [`FilterModule::on_request`] of a `Filtered<F>`.
+extern "C" fn on_request<F: Filter>(
+    module: &FilterModule,
+    req: &Request<'_>,
+    context: &mut RString,
+) -> RResult<ROption<Response>, PanicMessage> {
+    // SAFETY: this function is only ever stored in the `module` of a `Filtered<F>`, and the host calls it
+    // through the module it got from that object's `capability`, valid while the object lives.
+    let filtered = unsafe { Filtered::<F>::of(module) };
+    catch(|| filtered.filter.on_request(req, &mut FilterContext(context)))
+        .map(ROption::from)
+        .map_err(RString::from)
+        .into()
+}
+
+/// [`FilterModule::on_response`] of a `Filtered<F>`.
+extern "C" fn on_response<F: Filter>(
+    module: &FilterModule,
+    req: &Request<'_>,
+    context: &mut RString,
+    head: &ResponseHeadView<'_>,
+) -> RResult<RVec<FieldEdit>, PanicMessage> {
+    // SAFETY: as in `on_request`.
+    let filtered = unsafe { Filtered::<F>::of(module) };
+    catch(|| {
+        let mut edited = ResponseHead::new(head);
+        filtered
+            .filter
+            .on_response(req, &FilterContext(context), &mut edited);
+        edited.into_edits()
+    })
+    .map_err(RString::from)
+    .into()
+}
+
+impl<F: Filter> PluginObject for Filtered<F> {
+    /// A filter serves no routes; only a host that registered routes the manifest does not have would call it.
+    fn handle(&self, _req: &Request<'_>) -> RResult<Response, PanicMessage> {
+        RResult::ROk(Response::empty(404))
+    }
+
+    fn shutdown(&self) -> ROption<PanicMessage> {
+        catch(|| self.filter.shutdown())
+            .err()
+            .map(RString::from)
+            .into()
+    }
+
+    fn capability(&self, name: RStr<'_>) -> ROption<Capability> {
+        if name.as_str() != FILTER_V1 {
+            return ROption::RNone;
+        }
+        ROption::RSome(Capability {
+            layout: <FilterModule as StableAbi>::LAYOUT,
+            module: (&self.module as *const FilterModule).cast(),
         })
     }
 }

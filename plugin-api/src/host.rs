@@ -3,8 +3,8 @@
 //! plugd uses this module so that only plugin-api names abi_stable (it can then be replaced without touching
 //! plugd). Plugin authors never need it.
 //!
-//! Capabilities are resolved once, when a library is loaded ([`LOG_V1`]) or started ([`ROUTES_V1`]), never per
-//! request: each is checked with abi_stable's layout checker, and one that is absent (a plugin built against
+//! Capabilities are resolved once, when a library is loaded ([`LOG_V1`]) or started ([`ROUTES_V1`],
+//! [`FILTER_V1`]), never per request: each is checked with abi_stable's layout checker, and one that is absent (a plugin built against
 //! plugin-api 0.1.0) or fails the check is not used.
 
 use std::fmt;
@@ -13,15 +13,16 @@ use std::ptr::NonNull;
 
 use abi_stable::abi_stability::abi_checking::check_layout_compatibility;
 use abi_stable::library::{lib_header_from_path, LibraryError};
-use abi_stable::std_types::{RResult, RSlice, RStr};
+use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString, RVec};
 use abi_stable::StableAbi;
 
+pub use crate::abi::FieldEditKind;
 use crate::abi::{
-    Capability, ConfigEntry, LogModule, PluginInstance, PluginModRef, RoutesModule, LOG_V1,
-    ROUTES_V1,
+    Capability, ConfigEntry, FieldEdit, FilterModule, LogModule, PluginInstance, PluginModRef,
+    ResponseHeadView, RoutesModule, FILTER_V1, LOG_V1, ROUTES_V1,
 };
 pub use crate::response::ResponseHeaders;
-use crate::{Request, Response};
+use crate::{Header, Request, Response};
 
 /// The plugin-api version this host was built against (plugins must be built against a compatible one).
 pub const API_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -229,9 +230,11 @@ pub struct Instance {
     instance: PluginInstance,
     /// The plugin's [`ROUTES_V1`] module, resolved once at start: `None` for plugins that only offer `handle`.
     routes: Option<NonNull<RoutesModule>>,
+    /// The plugin's [`FILTER_V1`] module, resolved once at start: `None` for plugins that are no filter.
+    filter: Option<NonNull<FilterModule>>,
 }
 
-// SAFETY: `routes` points into the handler object `instance` owns, which is `Send + Sync` (the
+// SAFETY: `routes` and `filter` point into the handler object `instance` owns, which is `Send + Sync` (the
 // `PluginObject` trait requires both) and outlives every use through `&self`.
 unsafe impl Send for Instance {}
 // SAFETY: as above.
@@ -241,7 +244,62 @@ impl Instance {
     pub(crate) fn new(plugin: &str, instance: PluginInstance) -> Instance {
         let offered = instance.capability(RStr::from(ROUTES_V1)).into_option();
         let routes = checked::<RoutesModule>(plugin, ROUTES_V1, offered);
-        Instance { instance, routes }
+        let offered = instance.capability(RStr::from(FILTER_V1)).into_option();
+        let filter = checked::<FilterModule>(plugin, FILTER_V1, offered);
+        Instance {
+            instance,
+            routes,
+            filter,
+        }
+    }
+
+    /// Whether the plugin is a filter (offers [`FILTER_V1`]), so a middleware chain may name it.
+    pub fn is_filter(&self) -> bool {
+        self.filter.is_some()
+    }
+
+    /// Calls the filter's request hook: `Ok(None)` lets the request continue, `Ok(Some(response))` answers
+    /// it. A plugin that is no filter lets every request continue. `Err` is the message of a caught panic.
+    #[inline]
+    pub fn filter_request(
+        &self,
+        req: &Request<'_>,
+        context: &mut FilterState,
+    ) -> Result<Option<Response>, String> {
+        let Some(module) = self.filter else {
+            return Ok(None);
+        };
+        // SAFETY: checked against `FilterModule` at start; valid while `self.instance` lives.
+        let module = unsafe { module.as_ref() };
+        (module.on_request)(module, req, &mut context.0)
+            .into_result()
+            .map(ROption::into_option)
+            .map_err(Into::into)
+    }
+
+    /// Calls the filter's response hook on the head `status` + `fields`; returns the edits it made to the
+    /// fields. A plugin that is no filter makes none. `Err` is the message of a caught panic.
+    #[inline]
+    pub fn filter_response(
+        &self,
+        req: &Request<'_>,
+        context: &mut FilterState,
+        status: u16,
+        fields: &[Header<'_>],
+    ) -> Result<FieldEdits, String> {
+        let Some(module) = self.filter else {
+            return Ok(FieldEdits(RVec::new()));
+        };
+        // SAFETY: as in `filter_request`.
+        let module = unsafe { module.as_ref() };
+        let head = ResponseHeadView {
+            status,
+            fields: RSlice::from(fields),
+        };
+        (module.on_response)(module, req, &mut context.0, &head)
+            .into_result()
+            .map(FieldEdits)
+            .map_err(Into::into)
     }
 
     /// Calls the plugin's handler; `Err` is the message of a panic the plugin caught (log it, answer 500).
@@ -275,4 +333,49 @@ impl Instance {
             Some(message) => Err(message.into()),
         }
     }
+}
+
+/// One request's context of one filter, handed from its request hook to its response hook (see
+/// [`FILTER_V1`]). Empty until the filter sets it; creating one allocates nothing.
+#[derive(Default)]
+pub struct FilterState(RString);
+
+/// The edits a filter's response hook made to a response's fields, in order.
+pub struct FieldEdits(RVec<FieldEdit>);
+
+impl FieldEdits {
+    /// Whether the hook made none (the usual case for most responses).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The edits in order, as `(kind, name, value)`.
+    pub fn iter(&self) -> impl Iterator<Item = (FieldEditKind, &str, &str)> {
+        self.0
+            .iter()
+            .map(|edit| (edit.kind, edit.name.as_str(), edit.value.as_str()))
+    }
+
+    /// Applies the edits in order to `fields`: the one reading of [`FieldEditKind`] that plugd and
+    /// [`crate::testing`] share.
+    pub fn apply_to(&self, fields: &mut impl EditFields) {
+        for (kind, name, value) in self.iter() {
+            match kind {
+                FieldEditKind::Append => fields.append_field(name, value),
+                FieldEditKind::Set => {
+                    fields.remove_fields(name);
+                    fields.append_field(name, value);
+                }
+                FieldEditKind::Remove => fields.remove_fields(name),
+            }
+        }
+    }
+}
+
+/// A response's fields as [`FieldEdits::apply_to`] changes them.
+pub trait EditFields {
+    /// Removes every field named `name` (ASCII case-insensitive).
+    fn remove_fields(&mut self, name: &str);
+    /// Adds the field `name: value` after the others.
+    fn append_field(&mut self, name: &str, value: &str);
 }

@@ -36,7 +36,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 
 use crate::abi::PluginModRef;
-use crate::host::Instance;
+use crate::host::{EditFields, FilterState, Instance};
 use crate::percent::decode_params;
 use crate::routing::{Lookup, Pattern, Table};
 use crate::{Header, Param, Request, RequestParts, Response, Version};
@@ -93,10 +93,10 @@ impl TestPlugin {
 
     /// Like [`TestPlugin::call`], but returns the message of a panic instead of a 500, to assert on it.
     pub fn try_call(&self, request: TestRequest) -> Result<Response, String> {
-        let (path, query) = match request.target.split_once('?') {
-            Some((path, query)) => (path, Some(query)),
-            None => (request.target.as_str(), None),
-        };
+        let path = request
+            .target
+            .split_once('?')
+            .map_or(request.target.as_str(), |(path, _)| path);
         let (route, raw_params) = match self.routes.lookup(&request.method, path) {
             Lookup::Found { value, params, .. } => (*value, params),
             Lookup::MethodNotAllowed { allow } => {
@@ -109,28 +109,124 @@ impl TestPlugin {
             Err(bad) => return Ok(Response::text(format!("{bad}\n")).with_status(400)),
         };
         let params: Vec<Param<'_>> = decoded.iter().map(|(n, v)| Param::new(n, v)).collect();
-        let headers: Vec<Header<'_>> = request
-            .headers
-            .iter()
-            .map(|(n, v)| Header::new(n, v))
-            .collect();
-        let req = Request::new(RequestParts {
-            method: &request.method,
-            target: &request.target,
-            path,
-            query,
-            version: request.version,
-            headers: &headers,
-            params: &params,
-            body: &request.body,
-            peer: request.peer,
-        });
-        self.instance.handle_route(route, &req)
+        request.with_view(&params, |req| self.instance.handle_route(route, req))
     }
 
     /// Calls the plugin's shutdown hook; `Err` is the message of a panic in it.
     pub fn shutdown(&self) -> Result<(), String> {
         self.instance.shutdown()
+    }
+}
+
+/// A filter plugin started in-process from its root module: its hooks run around a [`TestRequest`] and the
+/// response a route would have given, as plugd runs them.
+///
+/// ```
+/// # mod plugin {
+/// use plugin_api::filter::{Filter, FilterContext, ResponseHead};
+/// use plugin_api::{Request, Response};
+/// pub struct Guard;
+/// impl Filter for Guard {
+///     fn on_request(&self, req: &Request<'_>, cx: &mut FilterContext<'_>) -> Option<Response> {
+///         cx.set(req.header_str("X-Team").unwrap_or("none"));
+///         req.path().starts_with("/admin").then(|| Response::text("no").with_status(403))
+///     }
+///     fn on_response(&self, _req: &Request<'_>, cx: &FilterContext<'_>, head: &mut ResponseHead<'_>) {
+///         head.set_header("X-Team", cx.get());
+///     }
+/// }
+/// plugin_api::export_filter! { name: "guard", version: "1.0.0", init: |_config| Ok(Guard) }
+/// # }
+/// use plugin_api::testing::{TestFilter, TestRequest};
+/// use plugin_api::Response;
+///
+/// let guard = TestFilter::start(plugin::plugd_plugin).unwrap();
+/// let refused = guard.call(TestRequest::get("/admin"), Response::text("secret"));
+/// assert_eq!((refused.status(), refused.body_str()), (403, Some("no")));
+/// let passed = guard.call(TestRequest::get("/").header("X-Team", "blue"), Response::text("home"));
+/// assert_eq!((passed.body_str(), passed.header("x-team")), (Some("home"), Some("blue")));
+/// ```
+pub struct TestFilter {
+    instance: Instance,
+}
+
+impl TestFilter {
+    /// Runs the filter's `init` (with an empty configuration); `Err` is its message, or says that the
+    /// plugin is no filter.
+    pub fn start(root: fn() -> PluginModRef) -> Result<TestFilter, String> {
+        TestFilter::start_with_config(root, &[])
+    }
+
+    /// Runs the filter's `init` with `config` as its key/value pairs (see [`TestPlugin::start_with_config`]).
+    pub fn start_with_config(
+        root: fn() -> PluginModRef,
+        config: &[(&str, &str)],
+    ) -> Result<TestFilter, String> {
+        let library = crate::host::Library::from_root(root());
+        let instance = library.init(config)?;
+        if !instance.is_filter() {
+            return Err(format!(
+                "plugin {} is no filter (it does not offer {})",
+                library.name(),
+                crate::abi::FILTER_V1
+            ));
+        }
+        Ok(TestFilter { instance })
+    }
+
+    /// Runs the request hook on `request`; unless it answers, `inner` is the answer (what the route would
+    /// have given); then the response hook edits that answer's fields. A panic in a hook gives a 500, as in
+    /// plugd.
+    pub fn call(&self, request: TestRequest, inner: Response) -> Response {
+        self.try_call(request, inner).unwrap_or_else(|panic| {
+            eprintln!("filter panicked: {panic}");
+            Response::text("Internal Server Error").with_status(500)
+        })
+    }
+
+    /// Like [`TestFilter::call`], but returns the message of a panic instead of a 500, to assert on it.
+    pub fn try_call(&self, request: TestRequest, inner: Response) -> Result<Response, String> {
+        request.with_view(&[], |req| {
+            let mut state = FilterState::default();
+            let response = self
+                .instance
+                .filter_request(req, &mut state)?
+                .unwrap_or(inner);
+            let (status, fields, body) = response.into_parts();
+            let mut fields = OwnedFields(
+                fields
+                    .iter()
+                    .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                    .collect(),
+            );
+            let view: Vec<Header<'_>> = fields
+                .0
+                .iter()
+                .map(|(n, v)| Header::new(n, v.as_bytes()))
+                .collect();
+            let edits = self
+                .instance
+                .filter_response(req, &mut state, status, &view)?;
+            edits.apply_to(&mut fields);
+            let edited = fields
+                .0
+                .into_iter()
+                .fold(Response::empty(status), |r, (n, v)| r.with_header(n, v));
+            Ok(edited.with_body(body))
+        })
+    }
+}
+
+/// A response's fields while a [`TestFilter`]'s edits apply.
+struct OwnedFields(Vec<(String, String)>);
+
+impl EditFields for OwnedFields {
+    fn remove_fields(&mut self, name: &str) {
+        self.0.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+    }
+
+    fn append_field(&mut self, name: &str, value: &str) {
+        self.0.push((name.to_owned(), value.to_owned()));
     }
 }
 
@@ -198,5 +294,29 @@ impl TestRequest {
     pub fn peer(mut self, peer: SocketAddr) -> TestRequest {
         self.peer = peer;
         self
+    }
+
+    /// Calls `f` with the FFI view of this request and the route parameters `params`.
+    fn with_view<R>(&self, params: &[Param<'_>], f: impl FnOnce(&Request<'_>) -> R) -> R {
+        let (path, query) = match self.target.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (self.target.as_str(), None),
+        };
+        let headers: Vec<Header<'_>> = self
+            .headers
+            .iter()
+            .map(|(n, v)| Header::new(n, v))
+            .collect();
+        f(&Request::new(RequestParts {
+            method: &self.method,
+            target: &self.target,
+            path,
+            query,
+            version: self.version,
+            headers: &headers,
+            params,
+            body: &self.body,
+            peer: self.peer,
+        }))
     }
 }

@@ -15,7 +15,14 @@ use std::sync::OnceLock;
 use crate::TempDir;
 
 /// The example plugin crates, built by [`example_plugins`].
-pub const EXAMPLE_PLUGINS: &[&str] = &["hello", "echo", "counter"];
+pub const EXAMPLE_PLUGINS: &[&str] = &[
+    "hello",
+    "echo",
+    "counter",
+    "request-id",
+    "bearer-auth",
+    "headers",
+];
 
 /// The workspace root (the folder holding the top-level `Cargo.toml`).
 pub fn workspace_root() -> PathBuf {
@@ -105,9 +112,11 @@ pub fn example_plugins() -> Vec<PathBuf> {
     EXAMPLE_PLUGINS
         .iter()
         .map(|name| {
+            // Cargo names a library after its crate with `-` as `_`.
             let lib = dir.join(format!(
-                "{}{name}{}",
+                "{}{}{}",
                 std::env::consts::DLL_PREFIX,
+                name.replace('-', "_"),
                 std::env::consts::DLL_SUFFIX
             ));
             assert!(lib.is_file(), "{} missing after build", lib.display());

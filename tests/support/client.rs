@@ -2,7 +2,8 @@
 //! answers byte-exact. Every read is bounded by [`IO_TIMEOUT`].
 
 use std::io::{self, ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpStream};
+use std::os::fd::FromRawFd;
 use std::time::{Duration, Instant};
 
 use crate::{Response, ResponseReader};
@@ -14,6 +15,46 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 pub fn connect(addr: SocketAddr) -> TcpStream {
     let stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT)
         .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+    stream.set_nodelay(true).unwrap();
+    stream
+}
+
+/// Like [`connect`], from the local address `local` (another loopback address such as 127.0.0.2 is another
+/// client to the server). IPv4 only.
+pub fn connect_from(local: Ipv4Addr, addr: SocketAddr) -> TcpStream {
+    let SocketAddr::V4(remote) = addr else {
+        panic!("connect_from: {addr} is not IPv4");
+    };
+    let sockaddr = |ip: Ipv4Addr, port: u16| libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_ne_bytes(ip.octets()),
+        },
+        sin_zero: [0; 8],
+    };
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: plain socket calls on a descriptor this function owns (the TcpStream closes it on drop), with
+    // pointers to live, correctly sized sockaddr_in values.
+    let stream = unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0, "socket: {}", io::Error::last_os_error());
+        let stream = TcpStream::from_raw_fd(fd);
+        let from = sockaddr(local, 0);
+        let bound = libc::bind(fd, (&raw const from).cast(), len);
+        assert_eq!(bound, 0, "bind {local}: {}", io::Error::last_os_error());
+        let to = sockaddr(*remote.ip(), remote.port());
+        let connected = libc::connect(fd, (&raw const to).cast(), len);
+        assert_eq!(
+            connected,
+            0,
+            "connect {addr}: {}",
+            io::Error::last_os_error()
+        );
+        stream
+    };
     stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
     stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
     stream.set_nodelay(true).unwrap();

@@ -21,7 +21,7 @@ pub use build::{
     EXAMPLE_PLUGINS, example_plugin, example_plugins, plugd_bin, plugin_dir_with, repo_static_dir,
     workspace_root,
 };
-pub use client::{Conn, IO_TIMEOUT, connect, get, read_until_close, send_raw};
+pub use client::{Conn, IO_TIMEOUT, connect, connect_from, get, read_until_close, send_raw};
 pub use process::{RunOutput, proc_status, run_plugd, run_status, send_signal};
 pub use response::{Response, ResponseReader, parse_response, parse_responses};
 pub use server::{START_TIMEOUT, Server};

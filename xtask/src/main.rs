@@ -11,8 +11,15 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-/// The example plugin crates `serve` builds and installs.
-const EXAMPLE_PLUGINS: &[&str] = &["hello", "echo", "counter"];
+/// The example plugin crates `serve` builds and installs (route plugins, then filters).
+const EXAMPLE_PLUGINS: &[&str] = &[
+    "hello",
+    "echo",
+    "counter",
+    "request-id",
+    "bearer-auth",
+    "headers",
+];
 /// The config file `serve` starts plugd with (unless given `--config` or `PLUGD_CONFIG`): where it listens,
 /// the folders, the example plugins' tables. Flags after `--` and `PLUGD_*` variables still win over it.
 const SERVE_CONFIG: &str = "plugd.toml";
@@ -164,9 +171,11 @@ fn build_and_install() -> Result<PathBuf, String> {
     }
     let release = target_dir(&cargo, &root)?.join("release");
     for plugin in EXAMPLE_PLUGINS {
+        // Cargo names a library after its crate with `-` as `_`.
         let file = format!(
-            "{}{plugin}{}",
+            "{}{}{}",
             env::consts::DLL_PREFIX,
+            plugin.replace('-', "_"),
             env::consts::DLL_SUFFIX
         );
         install(&release.join(&file), &root.join("plugins").join(&file))

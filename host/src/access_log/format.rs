@@ -21,10 +21,11 @@ use crate::sys;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     /// `%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-agent}i"`, then the duration in seconds with
-    /// millisecond resolution (nginx's `$request_time`, GoAccess's `%T`) and the handler in quotes.
+    /// millisecond resolution (nginx's `$request_time`, GoAccess's `%T`) and the handler in quotes, and
+    /// the request id in quotes when the response has one.
     Combined,
     /// One JSON object per line: time, remote_addr, method, target, protocol, status, body_bytes, referer,
-    /// user_agent, request_time (seconds), handler.
+    /// user_agent, request_time (seconds), handler, and request_id when the response has one.
     Json,
 }
 
@@ -39,6 +40,9 @@ pub struct Entry<'a> {
     pub duration: Duration,
     /// Who answered: a plugin's name, `static` or `builtin`.
     pub handler: &'a str,
+    /// The response's `X-Request-Id` (set by a filter such as `request-id`), if it has one: appended to a
+    /// combined line in quotes, a `request_id` member of a JSON line.
+    pub request_id: Option<&'a str>,
 }
 
 impl Format {
@@ -231,6 +235,9 @@ fn write_combined(out: &mut Vec<u8>, entry: &Entry<'_>, cache: &mut LineCache) {
     out.push(b' ');
     write_seconds(out, entry.duration);
     write_quoted_clf(out, entry.handler.as_bytes());
+    if let Some(id) = entry.request_id {
+        write_quoted_clf(out, id.as_bytes());
+    }
     out.push(b'\n');
 }
 
@@ -267,6 +274,10 @@ fn write_json(out: &mut Vec<u8>, entry: &Entry<'_>, cache: &mut LineCache) {
     write_seconds(out, entry.duration);
     out.extend_from_slice(b",\"handler\":\"");
     escape_json(out, entry.handler.as_bytes());
+    if let Some(id) = entry.request_id {
+        out.extend_from_slice(b"\",\"request_id\":\"");
+        escape_json(out, id.as_bytes());
+    }
     out.extend_from_slice(b"\"}\n");
 }
 
@@ -423,6 +434,7 @@ mod tests {
             body_bytes: 13,
             duration: Duration::from_micros(1_042_999),
             handler,
+            request_id: None,
         };
         let mut out = Vec::new();
         format.write(
@@ -461,6 +473,7 @@ mod tests {
             body_bytes: 0,
             duration: Duration::ZERO,
             handler: "static",
+            request_id: None,
         };
         let mut out = Vec::new();
         Format::Combined.write(
@@ -472,6 +485,36 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "10.0.0.1 - - [10/Oct/2000:13:55:36 +0000] \"HEAD / HTTP/1.1\" 304 - \"-\" \"-\" 0.000 \"static\"\n"
         );
+    }
+
+    #[test]
+    fn a_request_id_is_the_last_field_of_either_format() {
+        let head = head("GET", "/", &[]);
+        for (format, ending) in [
+            (Format::Combined, " \"static\" \"ab\\x22c\"\n"),
+            (
+                Format::Json,
+                ",\"handler\":\"static\",\"request_id\":\"ab\\\"c\"}\n",
+            ),
+        ] {
+            let entry = Entry {
+                peer: "10.0.0.1".parse().unwrap(),
+                head: &head,
+                status: 200,
+                body_bytes: 0,
+                duration: Duration::ZERO,
+                handler: "static",
+                request_id: Some("ab\"c"),
+            };
+            let mut out = Vec::new();
+            format.write(
+                &mut out,
+                &entry,
+                &mut LineCache::fixed(apache_example_time()),
+            );
+            let line = String::from_utf8(out).unwrap();
+            assert!(line.ends_with(ending), "{line}");
+        }
     }
 
     #[test]
@@ -499,6 +542,7 @@ mod tests {
                 body_bytes: 1,
                 duration: Duration::ZERO,
                 handler: "h",
+                request_id: None,
             };
             out.clear();
             Format::Combined.write(&mut out, &entry, &mut cache);
@@ -516,6 +560,7 @@ mod tests {
             body_bytes: 1,
             duration: Duration::ZERO,
             handler: "h",
+            request_id: None,
         };
         Format::Combined.write(&mut out, &entry, &mut cache);
         assert!(out.starts_with(b"192.0.2.70 - - [11/Oct/2000"), "{out:?}");
@@ -531,6 +576,7 @@ mod tests {
             body_bytes: 1,
             duration: Duration::ZERO,
             handler: "h",
+            request_id: None,
         };
         let mut out = Vec::new();
         Format::Combined.write(

@@ -99,14 +99,18 @@ pub fn start(settings: &Settings) -> io::Result<()> {
     Ok(())
 }
 
+/// The response field whose value a line records as the request's id.
+pub const REQUEST_ID_FIELD: &str = "X-Request-Id";
+
 /// Logs one answered request: `status` and `body_bytes` of the response, `started` at the request's first
-/// byte, `handler` who answered. The line's time is now.
+/// byte, `handler` who answered, the response's `request_id` ([`REQUEST_ID_FIELD`]) if it has one. The
+/// line's time is now.
 pub fn record(
     peer: SocketAddr,
     head: &RequestHead<'_>,
     (status, body_bytes): (u16, u64),
     started: Instant,
-    handler: &str,
+    (handler, request_id): (&str, Option<&str>),
 ) {
     let Some(log) = LOG.get() else {
         return;
@@ -122,6 +126,7 @@ pub fn record(
             body_bytes,
             duration: cache.now().saturating_duration_since(started),
             handler,
+            request_id,
         };
         log.format.write(bytes, &entry, cache);
         if bytes.len() >= BUFFER_BYTES {

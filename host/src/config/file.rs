@@ -6,6 +6,9 @@
 //! argument's default. clap then applies its usual order, so a flag beats its `PLUGD_*` variable, which beats
 //! the file, which beats the built-in default; a flag added to [`super::Args`] gets its key with no code here.
 //!
+//! A table other than `[plugins]` groups flags by their common prefix: `[rate_limit] burst = 10` is the key
+//! `rate_limit_burst`, i.e. `--rate-limit-burst 10`.
+//!
 //! Every refusal is one line naming the file, the line and the key, because the operator's next step is to
 //! open the file there.
 
@@ -68,6 +71,16 @@ impl ConfigFile {
                         }
                         .error(problem)
                     })?;
+            } else if let DeValue::Table(table) = value.get_ref() {
+                for (name, value) in table {
+                    let key = format!("{}_{}", at.key, name.get_ref());
+                    let at = Location {
+                        file: self,
+                        key: &key,
+                        span: value.span(),
+                    };
+                    command = set_default(command, &at, value.get_ref())?;
+                }
             } else {
                 command = set_default(command, &at, value.get_ref())?;
             }
@@ -344,6 +357,21 @@ mod tests {
         assert_eq!(m.get_one::<u16>("max_threads"), Some(&3));
         let tags: Vec<&String> = m.get_many("tag").unwrap().collect();
         assert_eq!(tags, ["c"]);
+    }
+
+    #[test]
+    fn a_table_groups_the_flags_of_its_prefix() {
+        let text = "[ratio]\nx = 1\n";
+        let command = command().arg(
+            Arg::new("ratio_x")
+                .long("ratio-x")
+                .value_parser(value_parser!(u16)),
+        );
+        let (command, _) = file(text).apply(command).unwrap();
+        let m = command.try_get_matches_from(["plugd"]).unwrap();
+        assert_eq!(m.get_one::<u16>("ratio_x"), Some(&1));
+        let err = matches("[ratio]\ny = 1\n", &[]).unwrap_err();
+        assert!(err.contains("`ratio_y`: unknown key"), "{err}");
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //!
 //! Host-level keys are read by plugd and still passed to the plugin: `mount`, a path prefix for all of the
 //! plugin's routes (see [`Mount`]), and `max_in_flight`, the most requests the plugin's handlers may serve
-//! at once (`plugins/bulkhead.rs`).
+//! at once (`plugins/bulkhead.rs`); for a filter plugin, `filter_paths`, the path prefixes the middleware
+//! chain applies it to (`middleware.rs`).
 
 use std::num::NonZeroUsize;
 use std::ops::Range;
@@ -21,6 +22,8 @@ use toml::de::{DeTable, DeValue};
 const MOUNT_KEY: &str = "mount";
 /// Key of a plugin table that caps the plugin's requests in flight.
 const MAX_IN_FLIGHT_KEY: &str = "max_in_flight";
+/// Key of a filter plugin's table that limits it to path prefixes (docs/ARCHITECTURE.md §15).
+const FILTER_PATHS_KEY: &str = "filter_paths";
 
 /// Reports a problem with the value at `key` (`plugins.NAME.KEY`) found at `span`, as one line.
 pub type Refuse<'a> = dyn Fn(&str, Range<usize>, &str) -> String + 'a;
@@ -52,6 +55,8 @@ pub struct PluginTable {
     pub mount: Mount,
     /// The most requests its handlers serve at once; `None`: plugd's default share of `--max-threads`.
     pub max_in_flight: Option<NonZeroUsize>,
+    /// For a filter in the middleware chain: the path prefixes it applies to (empty: every path).
+    pub filter_paths: Vec<String>,
 }
 
 impl PluginTable {
@@ -207,9 +212,34 @@ fn plugin_table(
                     .map_err(|problem| refuse(&limit_key, value.span(), &problem))?,
             );
         }
+        if name == FILTER_PATHS_KEY {
+            let paths_key = format!("{key}.{FILTER_PATHS_KEY}");
+            result.filter_paths = path_prefixes(value.get_ref())
+                .map_err(|problem| refuse(&paths_key, value.span(), &problem))?;
+        }
         flatten(name.to_owned(), value.get_ref(), &mut result.entries);
     }
     Ok(result)
+}
+
+/// An array of path prefixes, each starting with `/`.
+fn path_prefixes(value: &DeValue<'_>) -> Result<Vec<String>, String> {
+    let DeValue::Array(items) = value else {
+        return Err(format!(
+            "expected an array of path prefixes, found {}",
+            value.type_str()
+        ));
+    };
+    items
+        .iter()
+        .map(|item| match item.get_ref() {
+            DeValue::String(text) if text.starts_with('/') => Ok(text.to_string()),
+            other => Err(format!(
+                "expected path prefixes starting with `/`, found {}",
+                scalar_text(other).unwrap_or_else(|| other.type_str().to_owned())
+            )),
+        })
+        .collect()
 }
 
 /// A positive integer that fits the machine's word.

@@ -10,8 +10,6 @@ use plugin_api::host::Instance;
 use plugin_api::percent::decode_params;
 
 use crate::handler::{Body, Fields, Handler, Request, Response};
-use crate::http::Version;
-use crate::http::headers::INLINE_HEADERS;
 
 /// Final statuses a handler may answer with (RFC 9110 §15: 1xx are interim, and the host owns those).
 const VALID_STATUS: std::ops::RangeInclusive<u16> = 200..=599;
@@ -32,6 +30,16 @@ impl PluginHandler {
             instance,
             shut_down: AtomicBool::new(false),
         }
+    }
+
+    /// The plugin's name.
+    pub(super) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The running plugin.
+    pub(super) fn instance(&self) -> &Instance {
+        &self.instance
     }
 
     /// Runs the plugin's shutdown hook, the first time only.
@@ -60,38 +68,7 @@ impl PluginHandler {
             .iter()
             .map(|(name, value)| plugin_api::Param::new(name, value))
             .collect();
-        // As many fields as the parser keeps in place are converted on the stack, not into a fresh allocation.
-        let mut inline = [plugin_api::Header::new("", b""); INLINE_HEADERS];
-        let spilled: Vec<plugin_api::Header<'_>>;
-        let fields = req
-            .head
-            .headers
-            .iter()
-            .map(|h| plugin_api::Header::new(h.name, h.value));
-        let headers: &[plugin_api::Header<'_>] = if req.head.headers.len() <= INLINE_HEADERS {
-            for (slot, field) in inline.iter_mut().zip(fields) {
-                *slot = field;
-            }
-            &inline[..req.head.headers.len()]
-        } else {
-            spilled = fields.collect();
-            &spilled
-        };
-        let view = plugin_api::Request::new(plugin_api::RequestParts {
-            method: req.head.method,
-            target: req.head.target,
-            path: req.head.path,
-            query: req.head.query,
-            version: match req.head.version {
-                Version::Http10 => plugin_api::Version::Http10,
-                Version::Http11 => plugin_api::Version::Http11,
-            },
-            headers,
-            params: &params,
-            body: req.body,
-            peer: req.peer,
-        });
-        match self.instance.handle_route(index, &view) {
+        match req.with_plugin_view(&params, |view| self.instance.handle_route(index, view)) {
             Ok(response) => match into_host_response(response) {
                 Ok(response) => response,
                 Err(problem) => {
@@ -141,7 +118,7 @@ impl Handler for PluginRoute {
 /// final 2xx-5xx, or a header field that is not `token: value` without CR, LF or NUL (RFC 9110 §5.1, §5.5),
 /// which could split the response (e.g. a `Location` copied from the request). Nothing is copied: the fields
 /// and a static body stay in the plugin's memory until the response is written.
-fn into_host_response(response: plugin_api::Response) -> Result<Response, String> {
+pub(super) fn into_host_response(response: plugin_api::Response) -> Result<Response, String> {
     let (status, headers, body) = response.into_parts();
     if !VALID_STATUS.contains(&status) {
         return Err(format!("invalid status {status}"));

@@ -21,6 +21,7 @@ mod adapter;
 mod bulkhead;
 mod check;
 mod error;
+mod filter;
 mod load;
 mod slow_calls;
 
@@ -31,6 +32,7 @@ pub use adapter::{PluginHandler, PluginRoute};
 pub use bulkhead::{Bulkhead, Isolation, default_max_in_flight};
 pub use check::{CheckReport, check};
 pub use error::{LoadError, LoadErrorKind};
+pub use filter::middleware_chain;
 pub use load::LoadedPlugin;
 use load::{open, start};
 
@@ -48,6 +50,16 @@ pub struct Plugins {
 fn route_list(routes: &[(&str, String)]) -> String {
     let routes: Vec<String> = routes.iter().map(|(m, p)| format!("{m} {p}")).collect();
     routes.join(", ")
+}
+
+/// What a loaded plugin serves, for its `plugin loaded` line: its routes, or `filter`.
+fn plugin_role(plugin: &LoadedPlugin) -> String {
+    let routes = plugin.routes();
+    match (routes.is_empty(), plugin.handler().instance().is_filter()) {
+        (true, true) => "filter".to_owned(),
+        (false, true) => format!("filter, {}", route_list(&routes)),
+        (_, false) => route_list(&routes),
+    }
 }
 
 impl Plugins {
@@ -99,7 +111,7 @@ impl Plugins {
                         plugin.name(),
                         plugin.version(),
                         plugin.path().display(),
-                        route_list(&plugin.routes())
+                        plugin_role(&plugin)
                     );
                     registered.push(plugin);
                 }
