@@ -4,6 +4,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use crate::handler::{Request, Response};
+use crate::metrics::{self, SeriesId};
 use crate::router::{RouteMatch, Router};
 
 /// Methods defined by RFC 9110 §9 and RFC 5789 (PATCH); anything else is answered 501 (RFC 9110 §9.1).
@@ -14,11 +15,31 @@ const KNOWN_METHODS: [&str; 9] = [
 /// Who answered, for the access log.
 pub const BUILTIN: &str = "builtin";
 
-/// Routes `req` and calls its handler. Returns the response and the name of whoever produced it.
-pub fn dispatch<'r>(router: &'r Router, req: &Request<'_>) -> (Response, &'r str) {
+/// Who answered a request: its name for the access log, the series its metrics go to.
+#[derive(Clone, Copy)]
+pub struct AnsweredBy<'r> {
+    pub name: &'r str,
+    pub series: SeriesId,
+}
+
+impl AnsweredBy<'_> {
+    /// A built-in answer: no route matched.
+    fn builtin() -> AnsweredBy<'static> {
+        AnsweredBy {
+            name: BUILTIN,
+            series: metrics::unmatched_series(),
+        }
+    }
+}
+
+/// Routes `req` and calls its handler. Returns the response and who produced it.
+pub fn dispatch<'r>(router: &'r Router, req: &Request<'_>) -> (Response, AnsweredBy<'r>) {
     let method = req.head.method;
     if !KNOWN_METHODS.contains(&method) {
-        return (Response::text(501, "Not Implemented"), BUILTIN);
+        return (
+            Response::text(501, "Not Implemented"),
+            AnsweredBy::builtin(),
+        );
     }
     match router.lookup(method, req.head.path) {
         RouteMatch::Found { route, params } => {
@@ -39,13 +60,17 @@ pub fn dispatch<'r>(router: &'r Router, req: &Request<'_>) -> (Response, &'r str
                     Response::text(500, "Internal Server Error")
                 }
             };
-            (response, &route.owner)
+            let by = AnsweredBy {
+                name: &route.owner,
+                series: route.series,
+            };
+            (response, by)
         }
         RouteMatch::MethodNotAllowed { allow } => (
             Response::text(405, "Method Not Allowed").with_header("Allow", allow),
-            BUILTIN,
+            AnsweredBy::builtin(),
         ),
-        RouteMatch::NotFound => (Response::text(404, "Not Found"), BUILTIN),
+        RouteMatch::NotFound => (Response::text(404, "Not Found"), AnsweredBy::builtin()),
     }
 }
 
