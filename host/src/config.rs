@@ -147,6 +147,14 @@ pub struct Args {
     /// (`[rate_limit] headers = true`).
     #[arg(long, env = "PLUGD_RATE_LIMIT_HEADERS")]
     pub rate_limit_headers: bool,
+    /// Address of the admin listener (GET / page, /plugins JSON, /metrics for Prometheus, /healthz,
+    /// POST /reload); off unless set. Port 0 picks a free one (logged as `admin listening on ...`).
+    #[arg(long, env = "PLUGD_ADMIN", value_name = "ADDR:PORT")]
+    pub admin: Option<SocketAddr>,
+    /// Allow --admin on an address other than loopback: whoever reaches it can read plugd's figures and
+    /// reload its plugins.
+    #[arg(long, env = "PLUGD_ADMIN_PUBLIC")]
+    pub admin_public: bool,
 }
 
 /// A positive, finite number of requests per second, fractions allowed ("0.5": one every two seconds).
@@ -232,6 +240,10 @@ pub struct Config {
     pub trusted_proxies: crate::rate_limit::TrustedProxies,
     /// Most open connections per client address, if limited.
     pub max_connections_per_client: Option<u32>,
+    /// Where the admin listener listens; `None`: no admin listener, and requests are not counted.
+    pub admin: Option<SocketAddr>,
+    /// `--admin-public`: the admin address need not be loopback.
+    pub admin_public: bool,
 }
 
 /// What the command line asks for.
@@ -331,6 +343,8 @@ impl Config {
                 }),
             trusted_proxies: crate::rate_limit::TrustedProxies::new(args.trusted_proxies),
             max_connections_per_client: args.max_connections_per_client,
+            admin: args.admin,
+            admin_public: args.admin_public,
         }
     }
 

@@ -29,6 +29,7 @@ use crate::handler::{Body, Request, Response};
 use crate::http::body::{BodyError, ChunkedProgress, decode_chunked_resume};
 use crate::http::response::{self, CONTINUE, Framing};
 use crate::http::{BodyFraming, RequestHead, Version, parse_head};
+use crate::metrics;
 use crate::rate_limit::{self, ClientSlot, RateLimiter};
 use crate::router::Router;
 use crate::sys;
@@ -314,6 +315,7 @@ impl Conn {
                 self.answer_and_write(&buf, &mut consumed, scratch, cx, now)
             }
             Ok(n) => {
+                metrics::count_bytes_in(n);
                 // A short read emptied the socket, so new bytes bring a new event; a full one may not have.
                 self.resume |= n == READ_CHUNK;
                 let answered = self.answer_and_write(&buf, &mut consumed, scratch, cx, now);
@@ -418,14 +420,14 @@ impl Conn {
             body: &body,
             peer: self.peer,
         };
-        let (response, handler) = rate_limit::admit(cx.rate_limit, &request, cx.now, || {
+        let (response, by) = rate_limit::admit(cx.rate_limit, &request, cx.now, || {
             dispatch::dispatch(cx.router, &request)
         });
+        metrics::record_request(by.series, head.method, response.status, started);
         let keep_alive = head.keep_alive && !cx.shutting_down() && !self.input_ended();
         let request_id = request_id(&response);
         let sent = self.queue_response(&mut scratch.out, response, &head, keep_alive, cx.date);
-        let answered_by = (handler, request_id.as_deref());
-        access_log(self.peer, &head, sent, started, answered_by);
+        access_log(self.peer, &head, sent, started, (by.name, request_id.as_deref()));
         self.reading = if keep_alive {
             Reading::Idle
         } else {
@@ -511,8 +513,8 @@ impl Conn {
             body: &[],
             peer: self.peer,
         };
-        let (response, handler) =
-            dispatch::refused(cx.router, &request, err.status(), err.reason());
+        let (response, by) = dispatch::refused(cx.router, &request, err.status(), err.reason());
+        metrics::record_request(by.series, head.method, response.status, started);
         let request_id = request_id(&response);
         let sent = self.queue_response(&mut scratch.out, response, head, false, cx.date);
         access_log(
@@ -520,7 +522,7 @@ impl Conn {
             head,
             sent,
             started,
-            (handler, request_id.as_deref()),
+            (by.name, request_id.as_deref()),
         );
         self.reading = Reading::Closing { linger: true };
     }
@@ -655,6 +657,7 @@ impl Conn {
                         match sys::sendfile(&self.socket, file, *offset, (*remaining).min(budget)) {
                             Ok(0) => return Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
                             Ok(n) => {
+                                metrics::count_bytes_out(n as usize);
                                 *offset += n;
                                 *remaining -= n;
                                 budget -= n;
@@ -774,6 +777,7 @@ fn write_nonblocking(socket: &TcpStream, data: &[u8], more: bool) -> io::Result<
             Err(err) => return Err(err),
         }
     }
+    metrics::count_bytes_out(sent);
     Ok(sent)
 }
 

@@ -6,6 +6,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use crate::handler::{Request, Response};
+use crate::metrics::{self, SeriesId};
 use crate::router::{RouteMatch, Router};
 
 /// Methods defined by RFC 9110 §9 and RFC 5789 (PATCH); anything else is answered 501 (RFC 9110 §9.1).
@@ -16,10 +17,34 @@ const KNOWN_METHODS: [&str; 9] = [
 /// Who answered, for the access log.
 pub const BUILTIN: &str = "builtin";
 
-/// Routes `req` and calls its handler, inside the middleware chain. Returns the response and the name of
-/// whoever produced it.
+/// Who answered a request: its name for the access log, the series its metrics go to.
+#[derive(Clone, Copy)]
+pub struct AnsweredBy<'r> {
+    pub name: &'r str,
+    pub series: SeriesId,
+}
+
+impl AnsweredBy<'_> {
+    /// A built-in answer: no route matched.
+    fn builtin() -> AnsweredBy<'static> {
+        AnsweredBy::from(BUILTIN)
+    }
+}
+
+/// An answer from no route (a built-in one, or a filter's own): counted in the unmatched series.
+impl<'r> From<&'r str> for AnsweredBy<'r> {
+    fn from(name: &'r str) -> AnsweredBy<'r> {
+        AnsweredBy {
+            name,
+            series: metrics::unmatched_series(),
+        }
+    }
+}
+
+/// Routes `req` and calls its handler, inside the middleware chain. Returns the response and who produced
+/// it.
 #[inline]
-pub fn dispatch<'r>(router: &'r Router, req: &Request<'_>) -> (Response, &'r str) {
+pub fn dispatch<'r>(router: &'r Router, req: &Request<'_>) -> (Response, AnsweredBy<'r>) {
     router.middleware().around(req, |req| route(router, req))
 }
 
@@ -30,17 +55,23 @@ pub fn refused<'r>(
     req: &Request<'_>,
     status: u16,
     reason: &str,
-) -> (Response, &'r str) {
+) -> (Response, AnsweredBy<'r>) {
     router.middleware().around(req, |_| {
-        (Response::text(status, format!("{reason}\n")), BUILTIN)
+        (
+            Response::text(status, format!("{reason}\n")),
+            AnsweredBy::builtin(),
+        )
     })
 }
 
 /// Routes `req` and calls its handler.
-fn route<'r>(router: &'r Router, req: &Request<'_>) -> (Response, &'r str) {
+fn route<'r>(router: &'r Router, req: &Request<'_>) -> (Response, AnsweredBy<'r>) {
     let method = req.head.method;
     if !KNOWN_METHODS.contains(&method) {
-        return (Response::text(501, "Not Implemented"), BUILTIN);
+        return (
+            Response::text(501, "Not Implemented"),
+            AnsweredBy::builtin(),
+        );
     }
     match router.lookup(method, req.head.path) {
         RouteMatch::Found { route, params } => {
@@ -61,16 +92,19 @@ fn route<'r>(router: &'r Router, req: &Request<'_>) -> (Response, &'r str) {
                     Response::text(500, "Internal Server Error")
                 }
             };
-            (response, &route.owner)
+            let by = AnsweredBy {
+                name: &route.owner,
+                series: route.series,
+            };
+            (response, by)
         }
         RouteMatch::MethodNotAllowed { allow } => (
             Response::text(405, "Method Not Allowed").with_header("Allow", allow),
-            BUILTIN,
+            AnsweredBy::builtin(),
         ),
-        RouteMatch::NotFound => (Response::text(404, "Not Found"), BUILTIN),
+        RouteMatch::NotFound => (Response::text(404, "Not Found"), AnsweredBy::builtin()),
     }
 }
-
 /// The text a panic was raised with, when it was a string.
 pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
     panic

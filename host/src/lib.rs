@@ -6,13 +6,15 @@
 //! open connection between wake-ups and `conn.rs` serves one; `dispatch.rs` asks the [`router`] which
 //! [`handler::Handler`] answers: [`plugins`], [`static_files`] or a built-in, inside the [`middleware`] chain
 //! of filter plugins, after the [`rate_limit`] let the client through; [`http`] is the wire format;
-//! [`access_log`] writes a line per answered request; [`sys`] holds the few system calls std lacks. Every
+//! [`access_log`] writes a line per answered request; [`metrics`] counts requests for the [`admin`]
+//! listener; [`sys`] holds the few system calls std lacks. Every
 //! file imports only files below it (`tests/layering.rs` checks it).
 //!
 //! Public: what `main.rs`, the end-to-end tests, the benchmarks and the fuzz targets use. The engine's
 //! modules are private.
 
 pub mod access_log;
+pub mod admin;
 pub mod app;
 pub mod config;
 mod conn;
@@ -21,6 +23,7 @@ mod dispatch;
 pub mod handler;
 pub mod http;
 pub mod middleware;
+pub mod metrics;
 pub mod plugins;
 mod poller;
 mod pool;

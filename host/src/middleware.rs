@@ -88,11 +88,11 @@ impl Chain {
     /// Runs `inner` (routing and the handler) inside the filters that apply to the request's path; returns
     /// the response and who produced it (`inner`'s owner, or the name of the filter that answered).
     #[inline]
-    pub fn around<'c>(
+    pub fn around<'c, By: From<&'c str>>(
         &'c self,
         req: &Request<'_>,
-        inner: impl FnOnce(&Request<'_>) -> (Response, &'c str),
-    ) -> (Response, &'c str) {
+        inner: impl FnOnce(&Request<'_>) -> (Response, By),
+    ) -> (Response, By) {
         if self.links.is_empty() {
             return inner(req);
         }
@@ -109,7 +109,7 @@ impl Chain {
                 let answer = link.filter.on_request(view, &mut state);
                 entered.push((link, state));
                 if let Some(response) = answer {
-                    answered = Some((response, &*link.name));
+                    answered = Some((response, By::from(&*link.name)));
                     break;
                 }
             }

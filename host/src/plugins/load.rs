@@ -5,14 +5,17 @@
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use plugin_api::host::Library;
+use sha2::{Digest, Sha256};
 
 use super::adapter::{PluginHandler, PluginRoute};
 use super::bulkhead::{Bulkhead, Bulkheaded, Isolation};
 use super::error::{LoadError, LoadErrorKind};
 use crate::config::{Mount, PluginTable};
 use crate::handler::Handler;
+use crate::metrics::PluginCounters;
 use crate::router::RouterBuilder;
 
 /// One plugin that loaded, passed the ABI checks and whose `init` accepted its configuration.
@@ -23,6 +26,10 @@ pub struct LoadedPlugin {
     mount: Mount,
     /// Its table's cap on requests in flight, if it sets one.
     max_in_flight: Option<NonZeroUsize>,
+    /// SHA-256 of the file's bytes, lowercase hex: which build this is, whatever the file is called.
+    sha256: String,
+    /// When its `init` succeeded.
+    loaded_at: SystemTime,
 }
 
 impl LoadedPlugin {
@@ -49,6 +56,21 @@ impl LoadedPlugin {
     /// Its handler, as the router calls it.
     pub fn handler(&self) -> &Arc<PluginHandler> {
         &self.handler
+    }
+
+    /// SHA-256 of the library file, lowercase hex.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    /// When it was started.
+    pub fn loaded_at(&self) -> SystemTime {
+        self.loaded_at
+    }
+
+    /// Its calls, statuses, durations and panics (this version's own).
+    pub fn counters(&self) -> &Arc<PluginCounters> {
+        self.handler.counters()
     }
 
     /// Registers all of its routes, or none if the router refuses one.
@@ -128,11 +150,36 @@ pub fn start(
         path: path.to_owned(),
         kind: LoadErrorKind::InitFailed { message },
     })?;
+    let counters = Arc::new(PluginCounters::new());
     Ok(LoadedPlugin {
         path: path.to_owned(),
         library,
-        handler: Arc::new(PluginHandler::new(library.name().into(), instance)),
+        handler: Arc::new(PluginHandler::new(
+            library.name().into(),
+            instance,
+            counters,
+        )),
         mount: table.map(|t| t.mount.clone()).unwrap_or_default(),
         max_in_flight: table.and_then(|t| t.max_in_flight),
+        sha256: file_sha256(path),
+        loaded_at: SystemTime::now(),
     })
+}
+
+/// The SHA-256 of the file at `path` in lowercase hex; empty if it cannot be read again (it was loaded,
+/// so only a file removed since gives that).
+fn file_sha256(path: &Path) -> String {
+    match std::fs::read(path) {
+        Ok(bytes) => Sha256::digest(&bytes)
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect(),
+        Err(err) => {
+            log::warn!(
+                "plugin {}: cannot read it to hash it: {err}",
+                path.display()
+            );
+            String::new()
+        }
+    }
 }

@@ -37,6 +37,7 @@ pub use load::LoadedPlugin;
 use load::{open, start};
 
 use crate::config::PluginTables;
+use crate::metrics::EVENTS;
 use crate::router::RouterBuilder;
 
 /// The plugins found in the plugin folder: those that loaded and started, and the files that were refused.
@@ -106,6 +107,7 @@ impl Plugins {
             };
             match outcome {
                 Ok(()) => {
+                    EVENTS.plugin_loads.count();
                     log::info!(
                         "plugin loaded: {} {} from {}: {}",
                         plugin.name(),
@@ -145,6 +147,7 @@ impl Plugins {
     }
 
     fn refuse(&mut self, err: LoadError) {
+        EVENTS.plugin_refusals.count();
         log::warn!("plugin refused: {err}");
         self.refused.push(err);
     }

@@ -104,18 +104,18 @@ impl RateLimiter {
 /// Answers `req` with `answer`, unless `limiter` finds its client over the limit: then with a 429, and
 /// `answer` (every filter and handler) never runs.
 #[inline]
-pub fn admit<'a>(
+pub fn admit<'a, By: From<&'a str>>(
     limiter: Option<&RateLimiter>,
     req: &Request<'_>,
     now: Instant,
-    answer: impl FnOnce() -> (Response, &'a str),
-) -> (Response, &'a str) {
+    answer: impl FnOnce() -> (Response, By),
+) -> (Response, By) {
     let Some(limiter) = limiter else {
         return answer();
     };
     match limiter.check(req, now) {
         None => answer(),
-        Some(Verdict::Limited { retry_micros }) => (limiter.refusal(retry_micros), RATE_LIMITED),
+        Some(Verdict::Limited { retry_micros }) => (limiter.refusal(retry_micros), By::from(RATE_LIMITED)),
         Some(Verdict::Allowed {
             remaining,
             reset_micros,
