@@ -2,7 +2,8 @@
 //! protocol by `headless_chrome`) opens the hello plugin's page and `/static/test.html` in 8 tabs at once.
 //! Every tab must render completely, checked from inside the page: the stylesheet applied (computed
 //! background colour), the script ran (`#out` set by `static/app.js`), the image loaded (`naturalWidth`).
-//! A screenshot of each tab is saved under `target/test-artifacts/browser/`.
+//! A screenshot of each tab is saved under `target/test-artifacts/browser/`. A page also subscribes to the
+//! stream plugin's server-sent events through `EventSource`.
 //!
 //! Chromium missing is a failure, not a skip: CI installs it (`.ci/run`), and a test that silently skips
 //! proves nothing.
@@ -167,4 +168,36 @@ fn eight_tabs_render_both_pages_completely() {
             "the access log never shows {target}"
         );
     }
+}
+
+#[test]
+fn a_page_receives_server_sent_events_through_event_source() {
+    let server = Server::start_with_examples(&[]);
+    let browser = launch();
+    let tab = browser.new_tab().expect("new tab");
+    let url = server.url("/static/test.html");
+    tab.navigate_to(&url)
+        .unwrap_or_else(|e| panic!("navigate to {url}: {e:#}"));
+    wait_loaded(&tab, &url);
+    // The feed ends after 3 events; EventSource would reconnect, so the page closes it once it has them.
+    eval_string(
+        &tab,
+        "window.events = []; \
+         const source = new EventSource('/events?every_ms=50&count=3'); \
+         source.onmessage = (e) => { window.events.push(e.data); \
+             if (window.events.length === 3) source.close(); }; 'subscribed'",
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let events = eval_string(&tab, "window.events.join(',')");
+        if events == "1,2,3" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the page received {events:?}, not the 3 events"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(server.stderr().contains("GET /events?every_ms=50&count=3"));
 }

@@ -145,6 +145,13 @@ impl Produce for Feed {
     }
 }
 
+impl Drop for Feed {
+    /// plugd dropped the stream: it ended, or its client left.
+    fn drop(&mut self) {
+        plugin_api::log::debug!("events stream closed after {} events", self.sent);
+    }
+}
+
 plugin_api::export_plugin! {
     name: "stream",
     version: env!("CARGO_PKG_VERSION"),
