@@ -617,9 +617,7 @@ impl Conn {
             body,
         } = response;
         if let Body::Stream(stream) = body {
-            let head_only = head.method == "HEAD";
-            let fields = (status, headers.iter());
-            return self.queue_stream(out, fields, stream, head, keep_alive, head_only, cx);
+            return self.queue_stream(out, (status, headers.iter()), stream, head, keep_alive, cx);
         }
         let framing = Framing {
             body_len: body.len(),
@@ -664,7 +662,6 @@ impl Conn {
     /// Appends a streamed response's head to `out` and queues its body behind it: chunked for HTTP/1.1,
     /// until the connection closes for HTTP/1.0, or by `Content-Length` when the plugin declared it. A HEAD
     /// request, or a status without a body, gets the head only (the producer is dropped, never called).
-    #[allow(clippy::too_many_arguments)]
     fn queue_stream<'f>(
         &mut self,
         out: &mut Vec<u8>,
@@ -672,7 +669,6 @@ impl Conn {
         stream: StreamBody,
         head: &RequestHead<'_>,
         keep_alive: bool,
-        head_only: bool,
         cx: &Context<'_>,
     ) -> (u16, u64) {
         let http10 = head.version == Version::Http10;
@@ -682,7 +678,7 @@ impl Conn {
             (None, true) => Delimit::Close,
         };
         response::write_stream_head(out, status, fields, (delimit, keep_alive, http10), cx.date);
-        if head_only || response::status_forbids_body(status) {
+        if head.method == "HEAD" || response::status_forbids_body(status) {
             return (status, 0);
         }
         self.output.push_back(Pending::Bytes {

@@ -309,7 +309,7 @@
 //!     body.set_limit(1 << 30)?;
 //!     let (mut buf, mut total) = (vec![0; 64 * 1024], 0);
 //!     loop {
-//!         match body.read(&mut buf)? { 0 => break, n => total += n },
+//!         match body.read(&mut buf)? { 0 => break, n => total += n }
 //!     }
 //!     Ok(Response::text(format!("{total} bytes")))
 //! }
