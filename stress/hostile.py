@@ -2,7 +2,7 @@
 """Slow and hostile clients against a release plugd, while a normal client measures latency.
 
     python3 stress/hostile.py                      # defaults: 1000 slow + 200 stalled + 200 non-reading, ~100 s
-    python3 stress/hostile.py --short-timeouts     # plugd with 2 s header / 3 s body / 3 s idle timeouts, ~45 s
+    python3 stress/hostile.py --short-timeouts     # plugd with 2 s header / 3 s body / 3 s idle / 3 s send timeouts, ~45 s
     python3 stress/hostile.py --slow 200 --stall 50 --noread 50 --attack 10   # a quick variant
 
 Attackers (all on 127.0.0.1, bounded in count and time):
@@ -129,7 +129,7 @@ def start_plugd(args, workdir):
         "--plugin-dir", plugins, "--static-dir", static,
     ]
     if args.short_timeouts:
-        cmd += ["--header-timeout", "2", "--body-timeout", "3", "--idle-timeout", "3"]
+        cmd += ["--header-timeout", "2", "--body-timeout", "3", "--idle-timeout", "3", "--send-timeout", "3"]
     cmd += args.plugd_arg
     logfile = open(os.path.join(workdir, "plugd.log"), "wb")
     env = dict(os.environ, RUST_LOG=args.rust_log, RUST_LOG_STYLE="never")
@@ -363,7 +363,7 @@ def main():
     p.add_argument("--noread", type=int, default=200, help="connections that never read their response")
     p.add_argument("--attack", type=float, default=30, help="seconds of attack while latency is measured")
     p.add_argument("--grace", type=float, default=10, help="seconds past the longest timeout to free everything")
-    p.add_argument("--short-timeouts", action="store_true", help="start plugd with 2/3/3 s header/body/idle timeouts")
+    p.add_argument("--short-timeouts", action="store_true", help="start plugd with 2/3/3/3 s header/body/idle/send timeouts")
     p.add_argument("--port", type=int, help="use a running plugd on 127.0.0.1:PORT (with --pid)")
     p.add_argument("--pid", type=int, help="its process id (for /proc/PID/fd)")
     p.add_argument("--timeout", type=float, default=None,

@@ -101,16 +101,16 @@ fn slow_headers_and_stalled_bodies_are_cut_and_everything_is_released() {
     drop((slow, stalled));
 }
 
-/// A client that requests a large file and never reads holds the server's socket and the open file; the idle
+/// A client that requests a large file and never reads holds the server's socket and the open file; the send
 /// timeout (here 1 s without progress) must close both.
 #[test]
-fn a_client_that_never_reads_is_cut_after_the_idle_timeout() {
+fn a_client_that_never_reads_is_cut_after_the_send_timeout() {
     let site = TempDir::new("hostile-static");
     // Far more than the loopback socket buffers hold, so the server's send side fills and stays full.
     std::fs::write(site.join("big.bin"), vec![b'x'; 64 * 1024 * 1024]).unwrap();
     std::fs::write(site.join("test.html"), "<p>normal</p>").unwrap();
     let static_dir = site.path().to_str().unwrap().to_owned();
-    let server = Server::start(&["--static-dir", &static_dir, "--idle-timeout", "1"]);
+    let server = Server::start(&["--static-dir", &static_dir, "--send-timeout", "1"]);
     let pid = server.pid();
     let baseline = settled_fd_count(&server);
 
@@ -137,7 +137,7 @@ fn a_client_that_never_reads_is_cut_after_the_idle_timeout() {
     let left = wait_fds_at_most(pid, baseline, Duration::from_secs(8));
     assert!(
         left <= baseline,
-        "{left} descriptors still open 8 s after a 1 s idle timeout ({baseline} at the start): \
+        "{left} descriptors still open 8 s after a 1 s send timeout ({baseline} at the start): \
          the non-reading clients were never cut"
     );
     drop(readers_that_never_read);

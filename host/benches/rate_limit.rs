@@ -64,6 +64,7 @@ fn million_clients() {
             params: &[],
             body: b"",
             peer: peer(n),
+            upload: None,
         };
         black_box(limiter.check(&req, now + Duration::from_micros(u64::from(n))));
     }
@@ -86,6 +87,7 @@ fn benches(c: &mut Criterion) {
             params: &[],
             body: b"",
             peer: peer(1),
+            upload: None,
         };
         b.iter(|| black_box(limiter.check(black_box(&req), start)))
     });
@@ -98,6 +100,7 @@ fn benches(c: &mut Criterion) {
                 params: &[],
                 body: b"",
                 peer: peer(n),
+                upload: None,
             };
             black_box(limiter.check(black_box(&req), start))
         })

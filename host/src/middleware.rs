@@ -193,6 +193,7 @@ mod tests {
             params: &[],
             body: b"",
             peer: "127.0.0.1:1".parse().unwrap(),
+            upload: None,
         };
         let (response, owner) = chain.around(&req, |_| {
             journal.lock().unwrap().push("route".into());

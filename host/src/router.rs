@@ -17,8 +17,8 @@ use plugin_api::routing::{ANY_METHOD, Lookup, Pattern, Table};
 
 use crate::handler::Handler;
 use crate::http::syntax::is_token;
-use crate::middleware::Chain;
 use crate::metrics::{self, SeriesId};
+use crate::middleware::Chain;
 
 /// One registered route.
 pub struct Route {

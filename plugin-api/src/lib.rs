@@ -264,6 +264,68 @@
 //! curl localhost:8080/greet/Ann
 //! ```
 //!
+//! ## 9. Streaming
+//!
+//! A route may return a [`stream::Streaming`] instead of a [`Response`]: plugd sends the head, then asks the
+//! body's producer for more whenever the client can take it (chunked, or `Content-Length` with
+//! `with_length`, or until close for HTTP/1.0). A route wrapped in [`stream::streamed_body`] reads its request
+//! body as it arrives, with a limit of its own. The [`stream`] module says how waiting streams hold no thread,
+//! what a client that leaves does to the producer, and how a failure cuts the response. The README's example:
+//!
+//! ```
+//! use std::io::Read;
+//! use std::time::{Duration, Instant};
+//! use plugin_api::stream::{channel, streamed_body, BodyReader, Produced, Streaming, Waker};
+//! use plugin_api::{Error, Request, Response};
+//!
+//! /// 10 MiB of zeros with Content-Length, 64 KiB per call, as fast as the client reads.
+//! fn zeros(_: &(), _req: &Request<'_>) -> Streaming {
+//!     let mut left = 10usize << 20;
+//!     let body = move |buf: &mut [u8], _: &Waker| {
+//!         if left == 0 { return Produced::Done; }
+//!         let n = buf.len().min(left);
+//!         buf[..n].fill(0);
+//!         left -= n;
+//!         Produced::Wrote(n)
+//!     };
+//!     Response::ok_with_type("application/octet-stream", "").stream(body).with_length(10 << 20)
+//! }
+//!
+//! /// Server-sent events pushed from a thread of your own (send blocks while the client is behind).
+//! fn ticks(_: &(), _req: &Request<'_>) -> Streaming {
+//!     let (sender, body) = channel(16 * 1024);
+//!     std::thread::spawn(move || {
+//!         for n in 1..=3 {
+//!             if sender.send(format!("data: {n}\n\n")).is_err() { return; } // the client left
+//!             std::thread::sleep(Duration::from_millis(100));
+//!         }
+//!         sender.finish();
+//!     });
+//!     Response::ok_with_type("text/event-stream", "").stream(body)
+//! }
+//!
+//! /// Counts an upload of up to 1 GiB, whatever --max-body-bytes says.
+//! fn upload(_: &(), _req: &Request<'_>, body: &mut BodyReader<'_>) -> Result<Response, Error> {
+//!     body.set_limit(1 << 30)?;
+//!     let (mut buf, mut total) = (vec![0; 64 * 1024], 0);
+//!     loop {
+//!         match body.read(&mut buf)? { 0 => break, n => total += n }
+//!     }
+//!     Ok(Response::text(format!("{total} bytes")))
+//! }
+//!
+//! plugin_api::export_plugin! {
+//!     name: "streams", version: "0.1.0",
+//!     routes: [("GET", "/zeros", zeros), ("GET", "/ticks", ticks), ("POST", "/upload", streamed_body(upload))],
+//!     init: |_config| Ok(()),
+//! }
+//! # use plugin_api::testing::{TestPlugin, TestRequest};
+//! # let plugin = TestPlugin::start(plugd_plugin).unwrap();
+//! # assert_eq!(plugin.call(TestRequest::get("/zeros")).body().len(), 10 << 20);
+//! # assert_eq!(plugin.call(TestRequest::get("/ticks")).body_str(), Some("data: 1\n\ndata: 2\n\ndata: 3\n\n"));
+//! # assert_eq!(plugin.call(TestRequest::post("/upload").body([1u8; 5000])).body_str(), Some("5000 bytes"));
+//! ```
+//!
 //! ## Compatibility policy
 //!
 //! plugd checks every plugin's ABI when loading it (abi_stable's layout and version checks) and refuses an
@@ -280,8 +342,8 @@
 //! * **New features arrive as capabilities.** A capability is a module looked up by versioned name through
 //!   the root module's `capability` entry or the handler object's `capability` method, both present from
 //!   0.1.0; the host checks its layout before use and resolves it once, at load. 0.1.1 added two:
-//!   [`abi::LOG_V1`] (plugin logs into plugd's log) and [`abi::ROUTES_V1`] (a function per route). A plugd
-//!   that knows a capability asks for it and treats `None` as "not offered", falling back to 0.1.0's
+//!   [`abi::LOG_V1`] (plugin logs into plugd's log) and [`abi::ROUTES_V1`] (a function per route); 0.1.2
+//!   added [`abi::STREAM_V1`] (streamed responses and request bodies, section 9). A plugd that knows a capability asks for it and treats `None` as "not offered", falling back to 0.1.0's
 //!   behaviour: plugins built against 0.1.0 load and serve unchanged in this plugd.
 //! * **A plugin built against 0.1.1 in a plugd built against 0.1.0** loads and serves: that plugd never asks
 //!   for the new capabilities and calls the plugin's single `handle` entry, which finds the route itself with
@@ -307,6 +369,7 @@ pub mod percent;
 mod request;
 mod response;
 pub mod routing;
+pub mod stream;
 pub mod testing;
 
 use std::fmt;
@@ -538,7 +601,9 @@ macro_rules! export_filter {
 /// What [`export_plugin!`] expands to. Not a stable API: use the macro.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::export::{init, init_filter, init_routed, root_module, RouteFns};
+    pub use crate::export::{
+        init, init_filter, init_routed, root_module, IntoRoute, ReadsBody, RouteFns, WholeBody,
+    };
     pub use abi_stable;
     pub use abi_stable::library::{
         __call_root_module_loader as call_root_module_loader, CheckTypeLayout, LibHeader,

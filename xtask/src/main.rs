@@ -16,6 +16,7 @@ const EXAMPLE_PLUGINS: &[&str] = &[
     "hello",
     "echo",
     "counter",
+    "stream",
     "request-id",
     "bearer-auth",
     "headers",

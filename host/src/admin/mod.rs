@@ -1,7 +1,7 @@
 //! The admin listener (`--admin ADDR:PORT`, off unless configured): what is loaded and how it is doing,
 //! for people (`GET /`, a page that refreshes itself), for programs (`GET /plugins`, JSON), for
 //! Prometheus (`GET /metrics`) and for load balancers (`GET /healthz`), and `POST /reload`
-//! (`docs/ARCHITECTURE.md` §15).
+//! (`docs/ARCHITECTURE.md` §17).
 //!
 //! It runs on threads of its own ([`listener`]), never on the worker pool, so it answers while the workers
 //! are all busy, and it sees plugins only through a [`catalog::PluginCatalog`]. Anyone who reaches it can

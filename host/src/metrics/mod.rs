@@ -1,4 +1,4 @@
-//! What plugd counts about its requests, for the admin listener (`docs/ARCHITECTURE.md` §15): requests by
+//! What plugd counts about its requests, for the admin listener (`docs/ARCHITECTURE.md` §17): requests by
 //! route, method and status class, a duration histogram per route, bytes in and out, each plugin version's
 //! calls, panics and requests in flight, and the rare events (plugin loads, refusals, reloads, panics).
 //!

@@ -220,6 +220,10 @@ impl Handler for Bulkheaded {
         let _watched = slow_calls::watch(&call);
         self.inner.handle(req)
     }
+
+    fn streams_body(&self) -> bool {
+        self.inner.streams_body()
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use plugin_api::host::{EditFields, FilterState};
+use plugin_api::host::{Answer, EditFields, FilterState};
 
 use super::adapter::{PluginHandler, into_host_response};
 use super::load::LoadedPlugin;
@@ -91,8 +91,12 @@ impl Filter for PluginFilter {
         match self.plugin.instance().filter_request(req, state) {
             Ok(None) => None,
             Ok(Some(answer)) => Some(
-                into_host_response(answer)
-                    .unwrap_or_else(|problem| self.failed(req, "request", &problem)),
+                into_host_response(Answer {
+                    response: answer,
+                    body: None,
+                    length: None,
+                })
+                .unwrap_or_else(|problem| self.failed(req, "request", &problem)),
             ),
             Err(panic) => Some(self.failed(req, "request", &format!("panicked: {panic}"))),
         }

@@ -115,7 +115,9 @@ pub fn admit<'a, By: From<&'a str>>(
     };
     match limiter.check(req, now) {
         None => answer(),
-        Some(Verdict::Limited { retry_micros }) => (limiter.refusal(retry_micros), By::from(RATE_LIMITED)),
+        Some(Verdict::Limited { retry_micros }) => {
+            (limiter.refusal(retry_micros), By::from(RATE_LIMITED))
+        }
         Some(Verdict::Allowed {
             remaining,
             reset_micros,
