@@ -280,7 +280,8 @@
 //! * **New features arrive as capabilities.** A capability is a module looked up by versioned name through
 //!   the root module's `capability` entry or the handler object's `capability` method, both present from
 //!   0.1.0; the host checks its layout before use and resolves it once, at load. 0.1.1 added two:
-//!   [`abi::LOG_V1`] (plugin logs into plugd's log) and [`abi::ROUTES_V1`] (a function per route). A plugd
+//!   [`abi::LOG_V1`] (plugin logs into plugd's log) and [`abi::ROUTES_V1`] (a function per route); 0.1.2
+//!   added [`abi::FILTER_V1`] (filter plugins around every request: [`filter`], [`export_filter!`]). A plugd
 //!   that knows a capability asks for it and treats `None` as "not offered", falling back to 0.1.0's
 //!   behaviour: plugins built against 0.1.0 load and serve unchanged in this plugd.
 //! * **A plugin built against 0.1.1 in a plugd built against 0.1.0** loads and serves: that plugd never asks
