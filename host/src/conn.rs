@@ -993,8 +993,11 @@ fn send_counted(socket: &TcpStream, data: &[u8], more: bool) -> io::Result<usize
 }
 
 /// The response's request id for the access log, kept before the response is written: a copy only when a
-/// filter set one.
+/// filter set one and the access log is on.
 fn request_id(response: &Response) -> Option<String> {
+    if !crate::access_log::enabled() {
+        return None;
+    }
     response
         .headers
         .get(crate::access_log::REQUEST_ID_FIELD)

@@ -343,7 +343,9 @@
 //!   the root module's `capability` entry or the handler object's `capability` method, both present from
 //!   0.1.0; the host checks its layout before use and resolves it once, at load. 0.1.1 added two:
 //!   [`abi::LOG_V1`] (plugin logs into plugd's log) and [`abi::ROUTES_V1`] (a function per route); 0.1.2
-//!   added [`abi::STREAM_V1`] (streamed responses and request bodies, section 9). A plugd that knows a capability asks for it and treats `None` as "not offered", falling back to 0.1.0's
+//!   added [`abi::FILTER_V1`] (filter plugins around every request: [`filter`], [`export_filter!`]) and
+//!   [`abi::STREAM_V1`] (streamed responses and request bodies, section 9). A plugd
+//!   that knows a capability asks for it and treats `None` as "not offered", falling back to 0.1.0's
 //!   behaviour: plugins built against 0.1.0 load and serve unchanged in this plugd.
 //! * **A plugin built against 0.1.1 in a plugd built against 0.1.0** loads and serves: that plugd never asks
 //!   for the new capabilities and calls the plugin's single `handle` entry, which finds the route itself with

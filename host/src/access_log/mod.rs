@@ -74,6 +74,11 @@ thread_local! {
     static MINE: OnceCell<Arc<Mutex<Lines>>> = const { OnceCell::new() };
 }
 
+/// Whether lines are written (not `off`): callers skip gathering what only a line would show.
+pub fn enabled() -> bool {
+    LOG.get().is_some()
+}
+
 /// Opens the destination and starts the flusher; does nothing for `off`. Call once, before serving.
 pub fn start(settings: &Settings) -> io::Result<()> {
     let Some(sink) = Sink::open(&settings.destination)? else {
