@@ -79,9 +79,18 @@ pub struct Args {
     /// Seconds a client has to send a complete request head, counted from its first byte.
     #[arg(long, env = "PLUGD_HEADER_TIMEOUT", default_value = "10", value_parser = parse_seconds)]
     pub header_timeout: Duration,
-    /// Seconds a client has to send a complete request body, counted from the end of the head.
-    #[arg(long, env = "PLUGD_BODY_TIMEOUT", default_value = "30", value_parser = parse_seconds)]
+    /// Seconds a request body may go without a byte arriving (nginx's client_body_timeout); also the grace
+    /// period before --min-body-rate applies. A stalled body gets 408.
+    #[arg(long, env = "PLUGD_BODY_TIMEOUT", default_value = "10", value_parser = parse_seconds)]
     pub body_timeout: Duration,
+    /// Bytes per second a request body must average once its grace period (--body-timeout) is over; a
+    /// slower one gets 408. 0 turns the rate off.
+    #[arg(long, env = "PLUGD_MIN_BODY_RATE", default_value_t = 1024)]
+    pub min_body_rate: u64,
+    /// Seconds a response may wait for the client to read more of it; a client that reads nothing for that
+    /// long is cut off.
+    #[arg(long, env = "PLUGD_SEND_TIMEOUT", default_value = "30", value_parser = parse_seconds)]
+    pub send_timeout: Duration,
     /// Seconds an idle keep-alive connection is kept open.
     #[arg(long, env = "PLUGD_IDLE_TIMEOUT", default_value = "60", value_parser = parse_seconds)]
     pub idle_timeout: Duration,
@@ -143,12 +152,43 @@ pub struct Limits {
 pub struct Timeouts {
     /// From the first byte of a request to the end of its head.
     pub header: Duration,
-    /// From the end of the head to the end of the body.
-    pub body: Duration,
+    /// How a request body must keep arriving.
+    pub body: BodyTimeouts,
     /// Between requests on a keep-alive connection.
     pub idle: Duration,
+    /// The longest a response may wait for the client to take more of it.
+    pub send: Duration,
     /// From SIGTERM to exit.
     pub shutdown: Duration,
+}
+
+/// How long a request body may take, as nginx's `client_body_timeout` (between reads) and Kestrel's
+/// `MinRequestBodyDataRate` (a rate, after a grace period) measure it.
+#[derive(Clone, Copy, Debug)]
+pub struct BodyTimeouts {
+    /// The longest wait for the next byte; also the grace period before `min_rate` applies.
+    pub inactivity: Duration,
+    /// Bytes per second the body must average, counted from the end of the head, once the grace period
+    /// is over.
+    pub min_rate: u64,
+}
+
+impl BodyTimeouts {
+    /// When a body that began arriving at `since`, last received a byte at `last_read` and has `received`
+    /// bytes so far must have received more.
+    pub fn deadline(
+        &self,
+        since: std::time::Instant,
+        last_read: std::time::Instant,
+        received: u64,
+    ) -> std::time::Instant {
+        let stalled = last_read + self.inactivity;
+        if self.min_rate == 0 {
+            return stalled;
+        }
+        let earned = Duration::from_secs_f64(received as f64 / self.min_rate as f64);
+        stalled.min(since + earned.max(self.inactivity))
+    }
 }
 
 /// The validated configuration the server runs with.
@@ -246,8 +286,12 @@ impl Config {
             },
             timeouts: Timeouts {
                 header: args.header_timeout,
-                body: args.body_timeout,
+                body: BodyTimeouts {
+                    inactivity: args.body_timeout,
+                    min_rate: args.min_body_rate,
+                },
                 idle: args.idle_timeout,
+                send: args.send_timeout,
                 shutdown: args.shutdown_timeout,
             },
             plugins: PluginTables::default(),
@@ -270,4 +314,40 @@ impl Config {
 fn default_threads() -> usize {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     (cores * 2).max(4)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn a_body_must_keep_arriving_and_keep_up_its_rate_after_the_grace_period() {
+        let timeouts = BodyTimeouts {
+            inactivity: Duration::from_secs(10),
+            min_rate: 1000,
+        };
+        let since = Instant::now();
+        let secs = Duration::from_secs;
+        // Nothing yet: the grace period.
+        assert_eq!(timeouts.deadline(since, since, 0), since + secs(10));
+        // Fast: only inactivity can cut it.
+        assert_eq!(
+            timeouts.deadline(since, since + secs(30), 1_000_000),
+            since + secs(40)
+        );
+        // 15,000 bytes earn 15 s at 1,000 B/s, then it is too slow whatever keeps trickling.
+        assert_eq!(
+            timeouts.deadline(since, since + secs(14), 15_000),
+            since + secs(15)
+        );
+        let no_rate = BodyTimeouts {
+            min_rate: 0,
+            ..timeouts
+        };
+        assert_eq!(
+            no_rate.deadline(since, since + secs(99), 1),
+            since + secs(109)
+        );
+    }
 }

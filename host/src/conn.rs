@@ -16,21 +16,24 @@
 //! `write_events_watched`).
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io;
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::config::{Limits, Timeouts};
 use crate::dispatch;
-use crate::handler::{Body, Request, Response};
+use crate::handler::{Body, Request, Response, StreamBody};
 use crate::http::body::{BodyError, ChunkedProgress, decode_chunked_resume};
-use crate::http::response::{self, CONTINUE, Framing};
+use crate::http::response::{self, CONTINUE, Delimit, Framing};
 use crate::http::{BodyFraming, RequestHead, Version, parse_head};
-use crate::router::Router;
+use crate::router::{RouteMatch, Router};
+use crate::streaming::{OutStream, Pump, Schedule};
 use crate::sys;
+use crate::upload::Upload;
 
 /// Most bytes taken from the socket per wake-up: enough for a burst of pipelined requests.
 const READ_CHUNK: usize = 64 * 1024;
@@ -49,6 +52,9 @@ const SENDFILE_BUDGET: u64 = 8 * 1024 * 1024;
 /// How long a closing connection keeps reading (and discarding) so the client sees our final response
 /// instead of a reset (nginx's `lingering_time` idea, shorter).
 const LINGER: Duration = Duration::from_secs(2);
+/// How long a streamed response may wait for its producer's next piece (a quiet event stream): no thread
+/// waits with it, so only a bound against a producer that never wakes it again.
+const PRODUCER_WAIT: Duration = Duration::from_secs(24 * 3600);
 
 /// What the worker does with a connection after serving it.
 #[derive(Debug, PartialEq, Eq)]
@@ -72,6 +78,10 @@ pub struct Context<'a> {
     pub date: &'a [u8],
     /// When the worker took the connection.
     pub now: Instant,
+    /// How a streamed response's producer has this connection served again.
+    pub schedule: &'a Arc<dyn Schedule>,
+    /// This connection's token, for [`Context::schedule`].
+    pub token: u64,
 }
 
 impl Context<'_> {
@@ -116,8 +126,12 @@ enum Reading {
 struct BodyArriving {
     /// The request's first byte: its answer's time in the access log counts from here.
     started: Instant,
-    /// The end of the head: the body timeout counts from here.
+    /// The end of the head: the body's rate counts from here.
     since: Instant,
+    /// When the last body byte arrived: its inactivity timeout counts from here.
+    last_read: Instant,
+    /// Raw body bytes received so far.
+    received: u64,
     /// `100 Continue` was sent.
     continue_sent: bool,
     /// A chunked body decoded as far as its complete chunks go, so each byte is decoded once however many
@@ -156,6 +170,8 @@ enum Pending {
         offset: u64,
         remaining: u64,
     },
+    /// A streamed body, pulled from its producer as the socket takes it.
+    Stream(Box<OutStream>),
 }
 
 pub struct Conn {
@@ -172,6 +188,10 @@ pub struct Conn {
     watching_writes: bool,
     /// Work is left that no readiness event will announce: see [`Next::Again`].
     resume: bool,
+    /// The output waits for a streamed response's producer, not for room in the socket.
+    awaiting_producer: bool,
+    /// Bytes a streamed request body read past its end: the start of the next request.
+    carried: Vec<u8>,
     /// When this connection must next make progress; set when it is served, read by the deadline sweep.
     deadline: Instant,
     /// The deadline passed while parked; the next owner must close it.
@@ -189,6 +209,8 @@ impl Conn {
             output: VecDeque::new(),
             watching_writes: false,
             resume: false,
+            awaiting_producer: false,
+            carried: Vec::new(),
             deadline: Instant::now() + timeouts.header,
             expired: false,
         }
@@ -258,6 +280,10 @@ impl Conn {
         }
         match self.flush() {
             Ok(true) => {}
+            // A client that hangs up during a stream has left: stop its producer now.
+            Ok(false) if self.streaming() && self.peer_input != PeerInput::Open => {
+                return Next::Close;
+            }
             Ok(false) => return self.park_for_write(now, cx),
             Err(_) => return Next::Close,
         }
@@ -319,6 +345,11 @@ impl Conn {
             Err(err) => Err(err),
         };
         self.keep_unconsumed(buf, consumed, borrowed, scratch);
+        if !self.carried.is_empty() {
+            // Read past a streamed body's end: answered next turn, with no event to announce it.
+            self.input.append(&mut self.carried);
+            self.resume = true;
+        }
         outcome
     }
 
@@ -389,11 +420,15 @@ impl Conn {
                 return None;
             }
         };
+        if head.body != BodyFraming::None && streams_body(cx.router, &head) {
+            return self.answer_streamed_body(&head, buf, head_len, started, scratch, cx);
+        }
         let (body, body_len) =
             match self.read_body(&head, &buf[head_len..], cx.limits.max_body_bytes) {
                 Ok(BodyRead::Complete(body, len)) => (body, len),
                 Ok(BodyRead::Partial(chunked)) => {
-                    self.await_body(&head, started, chunked, scratch);
+                    let received = (buf.len() - head_len) as u64;
+                    self.await_body(&head, started, chunked, received, scratch);
                     return None;
                 }
                 Err(err) => {
@@ -406,17 +441,91 @@ impl Conn {
             params: &[],
             body: &body,
             peer: self.peer,
+            upload: None,
         };
         let (response, handler) = dispatch::dispatch(cx.router, &request);
-        let keep_alive = head.keep_alive && !cx.shutting_down() && !self.input_ended();
-        let sent = self.queue_response(&mut scratch.out, response, &head, keep_alive, cx.date);
-        access_log(self.peer, &head, sent, started, handler);
+        self.send_answer(scratch, cx, &head, (response, handler), started, true);
+        Some(head_len + body_len)
+    }
+
+    /// Queues the answer to `head` and decides whether the connection carries another request.
+    /// `body_read`: the request's body was read to its end (else unread bytes may follow: linger).
+    fn send_answer(
+        &mut self,
+        scratch: &mut Scratch,
+        cx: &Context<'_>,
+        head: &RequestHead<'_>,
+        (response, handler): (Response, &str),
+        started: Instant,
+        body_read: bool,
+    ) {
+        let http10 = head.version == Version::Http10;
+        let keep_alive = body_read
+            && head.keep_alive
+            && !cx.shutting_down()
+            && !self.input_ended()
+            && !response.body.ends_by_closing(http10);
+        let sent = self.queue_response(&mut scratch.out, response, head, keep_alive, cx);
+        access_log(self.peer, head, sent, started, handler);
         self.reading = if keep_alive {
             Reading::Idle
         } else {
-            Reading::Closing { linger: false }
+            Reading::Closing { linger: !body_read }
         };
-        Some(head_len + body_len)
+    }
+
+    /// Answers a request whose route reads its body as it arrives: the handler runs now and reads the body
+    /// (the bytes after the head in `buf`, then the socket) while this worker waits with it. Returns the
+    /// bytes of `buf` it took; bytes read from the socket past the body are carried to the next turn.
+    fn answer_streamed_body(
+        &mut self,
+        head: &RequestHead<'_>,
+        buf: &[u8],
+        head_len: usize,
+        started: Instant,
+        scratch: &mut Scratch,
+        cx: &Context<'_>,
+    ) -> Option<usize> {
+        // Earlier answers go out first: the handler may take long, and `100 Continue` must follow them.
+        if self.write_out(scratch).is_err() {
+            self.reading = Reading::Closing { linger: false };
+            return None;
+        }
+        if !self.output.is_empty() {
+            return None;
+        }
+        let length = match head.body {
+            BodyFraming::Length(len) => Some(len),
+            BodyFraming::Chunked | BodyFraming::None => None,
+        };
+        let expect_continue = head.expect_continue && head.version == Version::Http11;
+        let upload = RefCell::new(Upload::new(
+            &self.socket,
+            length,
+            &buf[head_len..],
+            cx.limits.max_body_bytes,
+            cx.timeouts.body,
+            expect_continue,
+        ));
+        let request = Request {
+            head,
+            params: &[],
+            body: &[],
+            peer: self.peer,
+            upload: Some(&upload),
+        };
+        let answer = dispatch::dispatch(cx.router, &request);
+        let upload = upload.into_inner();
+        if let Some(failed) = upload.failed() {
+            access_log(self.peer, head, (failed.status(), 0), started, answer.1);
+            self.refuse(scratch, cx, failed.status(), failed.reason());
+            return Some(buf.len());
+        }
+        let body_read = upload.ended();
+        let (used, carried) = upload.finish();
+        self.send_answer(scratch, cx, head, answer, started, body_read);
+        self.carried = carried.unwrap_or_default();
+        Some(head_len + used)
     }
 
     /// The body of the request `head` (RFC 9112 §6.3), from `rest`, the bytes after the head: complete, or
@@ -456,11 +565,16 @@ impl Conn {
         head: &RequestHead<'_>,
         started: Instant,
         chunked: ChunkedBody,
+        received: u64,
         scratch: &mut Scratch,
     ) {
-        let (since, mut continue_sent) = match &self.reading {
-            Reading::Body(arriving) => (arriving.since, arriving.continue_sent),
-            _ => (Instant::now(), false),
+        let now = Instant::now();
+        let (since, mut continue_sent, last_read) = match &self.reading {
+            Reading::Body(arriving) if arriving.received == received => {
+                (arriving.since, arriving.continue_sent, arriving.last_read)
+            }
+            Reading::Body(arriving) => (arriving.since, arriving.continue_sent, now),
+            _ => (now, false, now),
         };
         if head.expect_continue && head.version == Version::Http11 && !continue_sent {
             scratch.out.extend_from_slice(CONTINUE);
@@ -469,6 +583,8 @@ impl Conn {
         self.reading = Reading::Body(BodyArriving {
             started,
             since,
+            last_read,
+            received,
             continue_sent,
             chunked,
         });
@@ -484,20 +600,27 @@ impl Conn {
         self.reading = Reading::Closing { linger: true };
     }
 
-    /// Appends the response to `out` (or queues it, for file bodies); returns the body bytes it carries.
+    /// Appends the response to `out` (or queues it, for file and streamed bodies); returns the body bytes
+    /// it carries (a stream's declared length, or 0).
     fn queue_response(
         &mut self,
         out: &mut Vec<u8>,
         response: Response,
         head: &RequestHead<'_>,
         keep_alive: bool,
-        date: &[u8],
+        cx: &Context<'_>,
     ) -> (u16, u64) {
+        let date = cx.date;
         let Response {
             status,
             headers,
             body,
         } = response;
+        if let Body::Stream(stream) = body {
+            let head_only = head.method == "HEAD";
+            let fields = (status, headers.iter());
+            return self.queue_stream(out, fields, stream, head, keep_alive, head_only, cx);
+        }
         let framing = Framing {
             body_len: body.len(),
             keep_alive,
@@ -532,8 +655,48 @@ impl Conn {
                     remaining: len,
                 });
             }
+            // Taken apart above.
+            Body::Stream(_) => {}
         }
         (status, len)
+    }
+
+    /// Appends a streamed response's head to `out` and queues its body behind it: chunked for HTTP/1.1,
+    /// until the connection closes for HTTP/1.0, or by `Content-Length` when the plugin declared it. A HEAD
+    /// request, or a status without a body, gets the head only (the producer is dropped, never called).
+    #[allow(clippy::too_many_arguments)]
+    fn queue_stream<'f>(
+        &mut self,
+        out: &mut Vec<u8>,
+        (status, fields): (u16, impl Iterator<Item = (&'f str, &'f str)>),
+        stream: StreamBody,
+        head: &RequestHead<'_>,
+        keep_alive: bool,
+        head_only: bool,
+        cx: &Context<'_>,
+    ) -> (u16, u64) {
+        let http10 = head.version == Version::Http10;
+        let delimit = match (stream.length, http10) {
+            (Some(len), _) => Delimit::Length(len),
+            (None, false) => Delimit::Chunked,
+            (None, true) => Delimit::Close,
+        };
+        response::write_stream_head(out, status, fields, (delimit, keep_alive, http10), cx.date);
+        if head_only || response::status_forbids_body(status) {
+            return (status, 0);
+        }
+        self.output.push_back(Pending::Bytes {
+            data: std::mem::take(out),
+            sent: 0,
+        });
+        let body = OutStream::new(stream.producer, delimit, cx.schedule, cx.token);
+        self.output.push_back(Pending::Stream(Box::new(body)));
+        (status, stream.length.unwrap_or(0))
+    }
+
+    /// Whether a streamed response is on its way out.
+    fn streaming(&self) -> bool {
+        self.output.iter().any(|p| matches!(p, Pending::Stream(_)))
     }
 
     /// Keeps the bytes after `consumed` for the next wake-up, giving a lent buffer back to the worker.
@@ -561,7 +724,7 @@ impl Conn {
     /// Writes the responses of this wake-up: in one write when nothing was pending.
     fn write_out(&mut self, scratch: &mut Scratch) -> io::Result<()> {
         if self.output.is_empty() && !scratch.out.is_empty() {
-            let sent = write_nonblocking(&self.socket, &scratch.out, false)?;
+            let sent = sys::send_available(&self.socket, &scratch.out, false)?;
             if sent < scratch.out.len() {
                 self.output.push_back(Pending::Bytes {
                     data: scratch.out[sent..].to_vec(),
@@ -584,6 +747,7 @@ impl Conn {
             return Ok(true);
         }
         let mut budget = SENDFILE_BUDGET;
+        self.awaiting_producer = false;
         loop {
             let more = matches!(self.output.get(1), Some(Pending::File { .. }));
             let Some(pending) = self.output.front_mut() else {
@@ -592,7 +756,7 @@ impl Conn {
             let done = match pending {
                 Pending::Bytes { data, sent } => {
                     // A head followed by its file: MSG_MORE lets the kernel put both in one segment.
-                    *sent += write_nonblocking(&self.socket, &data[*sent..], more)?;
+                    *sent += sys::send_available(&self.socket, &data[*sent..], more)?;
                     *sent == data.len()
                 }
                 Pending::File {
@@ -616,6 +780,25 @@ impl Conn {
                     self.resume |= *remaining > 0 && budget == 0;
                     *remaining == 0
                 }
+                Pending::Stream(stream) => match stream.pump(&self.socket, &mut budget) {
+                    Ok(Pump::Complete) => true,
+                    Ok(Pump::SocketFull) => false,
+                    Ok(Pump::WaitingForProducer) => {
+                        self.awaiting_producer = true;
+                        false
+                    }
+                    Ok(Pump::BudgetSpent) => {
+                        self.resume = true;
+                        false
+                    }
+                    Err(err) => {
+                        // Cut: the client sees an incomplete body (no last chunk, or short of its length).
+                        if err.raw_os_error().is_none() {
+                            log::warn!("{}: streamed response cut: {err}", self.peer);
+                        }
+                        return Err(err);
+                    }
+                },
             };
             if !done {
                 return Ok(false);
@@ -637,7 +820,11 @@ impl Conn {
             return Next::Close;
         }
         self.deadline = match &self.reading {
-            Reading::Body(arriving) => arriving.since + cx.timeouts.body,
+            Reading::Body(arriving) => {
+                cx.timeouts
+                    .body
+                    .deadline(arriving.since, arriving.last_read, arriving.received)
+            }
             Reading::Head { started } if !self.input.is_empty() => *started + cx.timeouts.header,
             _ if cx.shutting_down() => return Next::Close,
             _ => now + cx.timeouts.idle,
@@ -648,9 +835,15 @@ impl Conn {
         self.park()
     }
 
-    /// A client that does not read its response is cut off after the idle timeout without progress.
+    /// A client that does not read its response is cut off after the send timeout without progress; a
+    /// stream waiting for its producer waits as long as the producer needs.
     fn park_for_write(&mut self, now: Instant, cx: &Context<'_>) -> Next {
-        self.deadline = now + cx.timeouts.idle;
+        self.deadline = now
+            + if self.awaiting_producer {
+                PRODUCER_WAIT
+            } else {
+                cx.timeouts.send
+            };
         self.park()
     }
 
@@ -693,10 +886,16 @@ impl Conn {
             log::debug!("{}: request timed out", self.peer);
             let mut out = Vec::new();
             response::write_error(&mut out, 408, "request timeout", cx.date);
-            let _ = write_nonblocking(&self.socket, &out, false);
+            let _ = sys::send_available(&self.socket, &out, false);
         }
         Next::Close
     }
+}
+
+/// Whether the route `head` goes to reads its body as it arrives.
+fn streams_body(router: &Router, head: &RequestHead<'_>) -> bool {
+    matches!(router.lookup(head.method, head.path),
+        RouteMatch::Found { route, .. } if route.handler.streams_body())
 }
 
 /// Reads `len` bytes of `file` from `offset` onto the end of `out`; `false` (and `out` unchanged) if the
@@ -709,21 +908,6 @@ fn read_into(out: &mut Vec<u8>, file: &File, offset: u64, len: u64) -> bool {
         out.truncate(start);
     }
     read.is_ok()
-}
-
-/// Writes as much of `data` as the socket takes now; `more`: the rest of the response follows at once.
-fn write_nonblocking(socket: &TcpStream, data: &[u8], more: bool) -> io::Result<usize> {
-    let mut sent = 0;
-    while sent < data.len() {
-        match sys::send(socket, &data[sent..], more) {
-            Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
-            Ok(n) => sent += n,
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err) => return Err(err),
-        }
-    }
-    Ok(sent)
 }
 
 /// One access-log line per answered request, and a warning for every 5xx.
@@ -772,6 +956,13 @@ mod tests {
         }
     }
 
+    /// Streams in these tests are never woken from outside.
+    struct NoSchedule;
+
+    impl Schedule for NoSchedule {
+        fn schedule(&self, _token: u64) {}
+    }
+
     /// A connection whose client end the test holds. A Unix socket pair stands in for TCP: every call the
     /// connection makes (recv, send, sendfile, shutdown) works on it alike, and no network is involved.
     struct Pair {
@@ -781,6 +972,7 @@ mod tests {
         config: Config,
         shutdown: OnceLock<Instant>,
         scratch: Scratch,
+        schedule: Arc<dyn Schedule>,
     }
 
     impl Pair {
@@ -806,6 +998,7 @@ mod tests {
                 config,
                 shutdown: OnceLock::new(),
                 scratch: Scratch::default(),
+                schedule: Arc::new(NoSchedule),
             }
         }
 
@@ -824,6 +1017,8 @@ mod tests {
                 shutdown: &self.shutdown,
                 date: &date,
                 now,
+                schedule: &self.schedule,
+                token: 1,
             };
             self.conn.serve(&mut self.scratch, &cx)
         }
@@ -896,7 +1091,8 @@ mod tests {
         assert_eq!(arriving.started, now);
         assert_eq!(
             pair.conn.deadline,
-            arriving.since + pair.config.timeouts.body
+            arriving.since + pair.config.timeouts.body.inactivity,
+            "nothing of the body yet: its grace period"
         );
         pair.send_and_serve(b"01234", now);
         assert_eq!(pair.text(), "", "100 Continue is sent once");
@@ -1049,7 +1245,7 @@ mod tests {
         assert!(pair.conn.needs_write_events());
         pair.conn.write_events_watched();
         assert!(!pair.conn.needs_write_events(), "asked once");
-        assert_eq!(pair.conn.deadline, now + pair.config.timeouts.idle);
+        assert_eq!(pair.conn.deadline, now + pair.config.timeouts.send);
         let mut total = pair.text().len();
         for _ in 0..10_000 {
             if pair.conn.output.is_empty() {

@@ -16,6 +16,8 @@ use crate::poller::Event;
 
 /// Poller token of the listening socket; connection tokens never reach it (their generation is < 2^32 - 1).
 pub const LISTENER: u64 = u64::MAX;
+/// Poller token of the ready queue's wake-up signal (see `ready.rs`), out of the connections' range too.
+pub const WAKER: u64 = u64::MAX - 1;
 
 #[derive(Default)]
 pub struct Connections {

@@ -2,10 +2,11 @@
 //! built-in routes all implement [`Handler`]; the connection code knows nothing else about them.
 
 use std::borrow::Cow;
+use std::cell::{RefCell, RefMut};
 use std::fs::File;
 use std::net::SocketAddr;
 
-use plugin_api::host::ResponseHeaders;
+use plugin_api::host::{BodySource, Producer, ResponseHeaders};
 
 use crate::http::RequestHead;
 use crate::http::syntax::is_valid_field;
@@ -15,9 +16,24 @@ pub struct Request<'a> {
     pub head: &'a RequestHead<'a>,
     /// The route's `{param}` / `{*rest}` captures, in pattern order, still percent-encoded.
     pub params: &'a [(&'a str, &'a str)],
-    /// The complete, de-framed body.
+    /// The complete, de-framed body (empty when the route reads it as it arrives, from `upload`).
     pub body: &'a [u8],
     pub peer: SocketAddr,
+    /// The body still arriving, for a handler whose [`Handler::streams_body`] is true.
+    pub upload: Option<&'a dyn Upload>,
+}
+
+/// A request body still arriving, lent to the handler through a shared reference (a trait object, so
+/// [`Request`] stays covariant in its lifetime).
+pub trait Upload {
+    /// The body, to read from.
+    fn source(&self) -> RefMut<'_, dyn BodySource + '_>;
+}
+
+impl<S: BodySource> Upload for RefCell<S> {
+    fn source(&self) -> RefMut<'_, dyn BodySource + '_> {
+        RefMut::map(self.borrow_mut(), |source| source as &mut dyn BodySource)
+    }
 }
 
 impl Request<'_> {
@@ -139,7 +155,7 @@ fn admissible((name, value): &Field) -> bool {
     valid
 }
 
-/// A response body. Its length is always known up front.
+/// A response body. Its length is known up front, except for a stream's.
 #[derive(Debug)]
 pub enum Body {
     Empty,
@@ -154,9 +170,19 @@ pub enum Body {
         offset: u64,
         len: u64,
     },
+    /// Produced piece by piece by a plugin, sent as the client takes it (docs/ARCHITECTURE.md §15).
+    Stream(StreamBody),
+}
+
+/// A plugin's streamed body: its producer, and its exact length when the plugin declared one.
+#[derive(Debug)]
+pub struct StreamBody {
+    pub producer: Producer,
+    pub length: Option<u64>,
 }
 
 impl Body {
+    /// The body's length; for a stream, its declared length (0 if it has none: the length is unknown).
     pub fn len(&self) -> u64 {
         match self {
             Body::Empty => 0,
@@ -164,7 +190,14 @@ impl Body {
             Body::Static(b) => b.len() as u64,
             Body::Plugin(b) => b.as_bytes().len() as u64,
             Body::File { len, .. } => *len,
+            Body::Stream(stream) => stream.length.unwrap_or(0),
         }
+    }
+
+    /// Whether only closing the connection can end this body for an HTTP/1.0 client (`http10`): a stream
+    /// of unknown length, which such a client cannot read chunked.
+    pub fn ends_by_closing(&self, http10: bool) -> bool {
+        http10 && matches!(self, Body::Stream(StreamBody { length: None, .. }))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -200,6 +233,12 @@ impl Response {
 /// A route handler. Called concurrently from every worker through `&self`; a panic becomes a 500.
 pub trait Handler: Send + Sync {
     fn handle(&self, req: &Request<'_>) -> Response;
+
+    /// Whether this handler reads its request body as it arrives (through [`Request::upload`]): it is then
+    /// called as soon as the head is in, and no `--max-body-bytes` buffer is filled first.
+    fn streams_body(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]

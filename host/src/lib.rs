@@ -26,5 +26,7 @@ mod ready;
 pub mod router;
 pub mod server;
 pub mod static_files;
+mod streaming;
 pub mod sys;
+mod upload;
 mod worker;

@@ -21,6 +21,8 @@ const CONNECTION: u32 = (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLET) as u3
 const CONNECTION_WRITES: u32 = CONNECTION | libc::EPOLLOUT as u32;
 /// The listener's registration, level-triggered: reported to every wait while connections are pending.
 const LISTENER: u32 = libc::EPOLLIN as u32;
+/// A wake-up signal: readable, edge-triggered.
+const SIGNAL: u32 = (libc::EPOLLIN | libc::EPOLLET) as u32;
 const HANGUP: u32 = (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
 
 /// Room for the events one `epoll_wait` returns.
@@ -94,6 +96,11 @@ impl Poller {
     /// Watches the listener: every wait reports it while connections are pending.
     pub fn add_listener(&self, fd: RawFd, token: u64) -> io::Result<()> {
         self.ctl(libc::EPOLL_CTL_ADD, fd, token, LISTENER)
+    }
+
+    /// Watches a wake-up signal (an eventfd): reported once each time it is signalled after being cleared.
+    pub fn add_signal(&self, fd: RawFd, token: u64) -> io::Result<()> {
+        self.ctl(libc::EPOLL_CTL_ADD, fd, token, SIGNAL)
     }
 
     /// Stops reporting the listener (while new connections cannot be accepted) until

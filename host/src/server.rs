@@ -44,7 +44,7 @@ impl Server {
         let addr = listener.local_addr()?;
         let poller = Poller::new()?;
         poller.add_listener(listener.as_raw_fd(), LISTENER)?;
-        let shared = Shared::new(config, router, poller, listener);
+        let shared = Shared::new(config, router, poller, listener)?;
         Ok(Server {
             shared: Arc::new(shared),
             addr,

@@ -1,5 +1,5 @@
-//! The few system calls std does not offer: `sendfile`, `accept4`, `recv` into spare capacity, the
-//! open-files limit, a thread's id and kernel state (to tell a blocked worker from a preempted one), and
+//! The few system calls std does not offer: `sendfile`, `accept4`, `recv` into spare capacity, a non-blocking
+//! send of what fits, a bounded wait for input, an eventfd to wake the poller, the open-files limit, a thread's id and kernel state (to tell a blocked worker from a preempted one), and
 //! the coarse monotonic clock.
 
 use std::fs::File;
@@ -32,6 +32,72 @@ pub(crate) fn send(socket: &TcpStream, data: &[u8], more: bool) -> io::Result<us
         Err(io::Error::last_os_error())
     } else {
         Ok(sent as usize)
+    }
+}
+
+/// Writes as much of `data` as the socket takes now (it is non-blocking); `more`: the rest of the response
+/// follows at once.
+pub(crate) fn send_available(socket: &TcpStream, data: &[u8], more: bool) -> io::Result<usize> {
+    let mut sent = 0;
+    while sent < data.len() {
+        match send(socket, &data[sent..], more) {
+            Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
+            Ok(n) => sent += n,
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(sent)
+}
+
+/// Waits up to `timeout` for `socket` to have bytes to read (or its end, or an error); `false` on timeout.
+pub(crate) fn wait_readable(socket: &TcpStream, timeout: std::time::Duration) -> io::Result<bool> {
+    let mut fd = libc::pollfd {
+        fd: socket.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // Rounded up, so a wait never ends just short of its deadline and spins.
+    let millis = i32::try_from(timeout.as_micros().div_ceil(1000)).unwrap_or(i32::MAX);
+    // SAFETY: `fd` is one valid pollfd for the duration of the call.
+    match unsafe { libc::poll(&mut fd, 1, millis) } {
+        -1 if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => Ok(false),
+        -1 => Err(io::Error::last_os_error()),
+        n => Ok(n > 0),
+    }
+}
+
+/// An eventfd: a counter other threads bump to wake a thread waiting in `epoll_wait`.
+pub(crate) struct EventFd(std::os::fd::OwnedFd);
+
+impl EventFd {
+    pub(crate) fn new() -> io::Result<EventFd> {
+        // SAFETY: no pointers; a non-negative result is a new descriptor we own.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just returned by the kernel and is owned by nobody else.
+        Ok(EventFd(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }))
+    }
+
+    /// Makes the descriptor readable (and so reported by the poller it is registered in).
+    pub(crate) fn signal(&self) {
+        let one = 1u64.to_ne_bytes();
+        // SAFETY: writes 8 bytes from a valid buffer. A full counter (EAGAIN) is already readable: fine.
+        let _ = unsafe { libc::write(self.0.as_raw_fd(), one.as_ptr().cast(), one.len()) };
+    }
+
+    /// Resets the counter, so the next signal is a new edge.
+    pub(crate) fn clear(&self) {
+        let mut count = [0u8; 8];
+        // SAFETY: reads at most 8 bytes into a valid buffer; EAGAIN (already clear) is fine.
+        let _ = unsafe { libc::read(self.0.as_raw_fd(), count.as_mut_ptr().cast(), count.len()) };
+    }
+
+    pub(crate) fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0.as_raw_fd()
     }
 }
 

@@ -24,13 +24,14 @@ use std::time::{Duration, Instant};
 
 use crate::config::{Config, Limits, Timeouts};
 use crate::conn::{Conn, Context, Next, Scratch};
-use crate::connections::{Connections, LISTENER};
+use crate::connections::{Connections, LISTENER, WAKER};
 use crate::dispatch::panic_message;
 use crate::http::{date, response};
 use crate::poller::{Event, Events, Poller};
 use crate::pool::{self, Pool, Wake};
 use crate::ready::Ready;
 use crate::router::Router;
+use crate::streaming::Schedule;
 use crate::sys;
 
 /// How often deadlines are checked, and so the precision of every timeout.
@@ -65,18 +66,24 @@ pub(crate) struct Shared {
     /// Which workers run the event loop.
     pool: Pool,
     /// Connections to serve without waiting for an event.
-    ready: Ready,
+    ready: Arc<Ready>,
+    /// `ready`, as streams' wakers reach it.
+    schedule: Arc<dyn Schedule>,
 }
 
 impl Shared {
-    /// The workers' world: `listener` is registered in `poller` under [`LISTENER`].
+    /// The workers' world: `listener` is registered in `poller` under [`LISTENER`]; the ready queue's
+    /// signal is registered here, under [`WAKER`].
     pub(crate) fn new(
         config: &Config,
         router: Router,
         poller: Poller,
         listener: TcpListener,
-    ) -> Shared {
-        Shared {
+    ) -> io::Result<Shared> {
+        let signal = sys::EventFd::new()?;
+        poller.add_signal(signal.as_raw_fd(), WAKER)?;
+        let ready = Arc::new(Ready::with_signal(signal));
+        Ok(Shared {
             poller,
             connections: Connections::default(),
             listener: Mutex::new(Some(listener)),
@@ -88,8 +95,9 @@ impl Shared {
             last_sweep: AtomicU64::new(0),
             shutdown_deadline: OnceLock::new(),
             pool: Pool::new(config.threads, config.max_threads),
-            ready: Ready::default(),
-        }
+            schedule: Arc::clone(&ready) as Arc<dyn Schedule>,
+            ready,
+        })
     }
 
     /// Stops accepting at once and starts the shutdown clock; the next sweep closes idle connections.
@@ -176,6 +184,8 @@ fn work(shared: &Arc<Shared>, id: usize, in_loop: bool) {
             Some(event) if event.token == LISTENER => {
                 accept(shared);
             }
+            // Streams were scheduled from outside the workers: the queue holds them.
+            Some(event) if event.token == WAKER => shared.ready.clear_signal(),
             Some(event) => {
                 pool.start_serving(id, micros);
                 serve(shared, event, now, &mut scratch);
@@ -291,6 +301,8 @@ fn serve(shared: &Shared, event: Event, now: Instant, scratch: &mut Scratch) {
         shutdown: &shared.shutdown_deadline,
         date: &date,
         now,
+        schedule: &shared.schedule,
+        token,
     };
     let next =
         catch_unwind(AssertUnwindSafe(|| conn.serve(scratch, &cx))).unwrap_or_else(|panic| {

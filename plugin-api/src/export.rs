@@ -8,14 +8,18 @@ use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString};
 use abi_stable::type_level::downcasting::TD_Opaque;
 use abi_stable::StableAbi;
 
+use abi_stable::sabi_types::RMut;
+
 use crate::abi::{
-    no_capability, Capability, ConfigEntry, InitFn, Manifest, PanicMessage, PluginInstance,
-    PluginMod, PluginModRef, PluginObject, PluginObject_TO, Route, RoutesModule, ROUTES_V1,
+    no_capability, BodyInput_TO, Capability, ConfigEntry, InitFn, Manifest, PanicMessage,
+    PluginInstance, PluginMod, PluginModRef, PluginObject, PluginObject_TO, Route, RoutesModule,
+    StreamModule, ROUTES_V1, STREAM_V1,
 };
 use crate::guard::catch;
 use crate::logging::library_capability;
 use crate::routing::{Lookup, Pattern, Table};
-use crate::{Config, Handler, InitError, IntoResponse, Request, Response};
+use crate::stream::{self, BodyReader, IntoReply, Reply, StreamedBody};
+use crate::{abi, Config, Handler, InitError, Request, Response};
 
 /// The symbol abi_stable looks up in a plugin library (`abi_stable::library::ROOT_MODULE_LOADER_NAME`;
 /// a unit test keeps the two equal). The macro spells it out because `#[export_root_module]` would make
@@ -96,8 +100,9 @@ where
     }
 }
 
-/// One route's function, its result already turned into a response.
-type RouteFn<S> = Box<dyn Fn(&S, &Request<'_>) -> Response + Send + Sync>;
+/// One route's function, its result already turned into a reply. Every route gets a body reader; only a
+/// [`streamed_body`](crate::stream::streamed_body) route's function looks at it.
+type RouteFn<S> = Box<dyn Fn(&S, &Request<'_>, &mut BodyReader<'_>) -> Reply + Send + Sync>;
 
 /// The function-per-route form's shutdown hook.
 type ShutdownFn<S> = Box<dyn Fn(&S) + Send + Sync>;
@@ -106,22 +111,66 @@ type ShutdownFn<S> = Box<dyn Fn(&S) + Send + Sync>;
 /// `export_plugin!` fills in).
 pub struct RouteFns<S> {
     fns: Vec<RouteFn<S>>,
+    /// Per route: whether it reads its body as it arrives.
+    streamed: Vec<bool>,
     shutdown: Option<ShutdownFn<S>>,
 }
 
+/// A route function `export_plugin!` accepts: `(&S, &Request) -> R`, or a
+/// [`streamed_body`](crate::stream::streamed_body) one. `M` only tells the two apart.
+pub trait IntoRoute<S, M> {
+    /// The function as [`RouteFns`] stores it, and whether it reads its body as it arrives.
+    fn into_route(self) -> (RouteFn<S>, bool);
+}
+
+/// [`IntoRoute`]'s marker for a route whose body is read whole.
+pub struct WholeBody<R>(std::marker::PhantomData<R>);
+
+/// [`IntoRoute`]'s marker for a [`streamed_body`](crate::stream::streamed_body) route.
+pub struct ReadsBody<R>(std::marker::PhantomData<R>);
+
+/// The reply of a route function, an error answered as its status says.
+fn reply(result: impl IntoReply, req: &Request<'_>) -> Reply {
+    match result.into_reply() {
+        Ok(reply) => reply,
+        Err(error) => Reply::Whole(error.into_response(req.method(), req.path())),
+    }
+}
+
+impl<S, F, R> IntoRoute<S, WholeBody<R>> for F
+where
+    F: Fn(&S, &Request<'_>) -> R + Send + Sync + 'static,
+    R: IntoReply,
+{
+    fn into_route(self) -> (RouteFn<S>, bool) {
+        (
+            Box::new(move |state, req, _body| reply(self(state, req), req)),
+            false,
+        )
+    }
+}
+
+impl<S, F, R> IntoRoute<S, ReadsBody<R>> for StreamedBody<F>
+where
+    F: Fn(&S, &Request<'_>, &mut BodyReader<'_>) -> R + Send + Sync + 'static,
+    R: IntoReply,
+{
+    fn into_route(self) -> (RouteFn<S>, bool) {
+        let route = self.0;
+        (
+            Box::new(move |state, req, body| reply(route(state, req, body), req)),
+            true,
+        )
+    }
+}
+
 impl<S: 'static> RouteFns<S> {
-    /// Appends the function of the next route: a function or method `(&S, &Request) -> R`.
-    pub fn add<F, R>(&mut self, route: F)
-    where
-        F: Fn(&S, &Request<'_>) -> R + Send + Sync + 'static,
-        R: IntoResponse,
-    {
-        self.fns.push(Box::new(move |state, req| {
-            match route(state, req).into_response() {
-                Ok(response) => response,
-                Err(error) => error.into_response(req.method(), req.path()),
-            }
-        }));
+    /// Appends the function of the next route: a function or method `(&S, &Request) -> R`, or one wrapped in
+    /// [`streamed_body`](crate::stream::streamed_body).
+    pub fn add<M>(&mut self, route: impl IntoRoute<S, M>) {
+        let (route, streamed) = route.into_route();
+        self.fns.push(route);
+        self.streamed.push(streamed);
     }
 
     /// Sets the function called once when the host shuts down.
@@ -145,6 +194,7 @@ where
 {
     let mut fns = RouteFns {
         fns: Vec::new(),
+        streamed: Vec::new(),
         shutdown: None,
     };
     add_routes(&mut fns);
@@ -154,8 +204,13 @@ where
                 module: RoutesModule {
                     handle_route: handle_route::<S>,
                 },
+                stream: StreamModule {
+                    body_streamed: body_streamed::<S>,
+                    handle_route: handle_streaming::<S>,
+                },
                 state,
                 fns: fns.fns,
+                streamed: fns.streamed,
                 shutdown: fns.shutdown,
                 manifest: routes,
                 table: OnceLock::new(),
@@ -168,13 +223,16 @@ where
 /// The handler object of the function-per-route form.
 ///
 /// `#[repr(C)]` with the [`RoutesModule`] first: the module handed to the host is the object's own address,
-/// which is how [`handle_route`] finds the object again.
+/// which is how [`handle_route`] finds the object again ([`handle_streaming`] subtracts its module's offset).
 #[repr(C)]
 struct Routed<S> {
     module: RoutesModule,
+    stream: StreamModule,
     state: S,
     /// One per manifest route, in the same order.
     fns: Vec<RouteFn<S>>,
+    /// One per manifest route: whether it reads its body as it arrives.
+    streamed: Vec<bool>,
     shutdown: Option<ShutdownFn<S>>,
     manifest: &'static [Route],
     /// The manifest's routes, compiled on first use by [`PluginObject::handle`], which only a host without
@@ -183,10 +241,31 @@ struct Routed<S> {
 }
 
 impl<S: Send + Sync + 'static> Routed<S> {
-    fn call(&self, route: usize, req: &Request<'_>) -> Result<Response, String> {
+    /// The route's reply; `body` is the host's reader of a streamed body (else the body is in `req`).
+    fn call<'a>(
+        &self,
+        route: usize,
+        req: &'a Request<'a>,
+        body: Option<BodyInput_TO<'a, RMut<'a, ()>>>,
+    ) -> Result<Reply, String> {
         catch(|| match self.fns.get(route) {
-            Some(route) => route(&self.state, req),
-            None => Response::empty(404),
+            Some(route) => route(&self.state, req, &mut stream::body_for(body, req)),
+            None => Reply::Whole(Response::empty(404)),
+        })
+    }
+
+    /// The route's reply as a whole response, for hosts without [`STREAM_V1`].
+    fn call_whole(&self, route: usize, req: &Request<'_>) -> Result<Response, String> {
+        self.call(route, req, None).map(|reply| match reply {
+            Reply::Whole(response) => response,
+            Reply::Streamed(_) => {
+                log::error!(
+                    "{} {}: this route streams its response, which this plugd (before plugin-api 0.1.2) cannot send",
+                    req.method(),
+                    req.path()
+                );
+                Response::text("Internal Server Error").with_status(500)
+            }
         })
     }
 
@@ -217,7 +296,45 @@ extern "C" fn handle_route<S: Send + Sync + 'static>(
     // with `module` first, so the module's address is the object's; the host calls it through the module it
     // got from that object's `capability`, valid while the object lives.
     let routed = unsafe { &*(module as *const RoutesModule).cast::<Routed<S>>() };
-    routed.call(route, req).map_err(RString::from).into()
+    routed.call_whole(route, req).map_err(RString::from).into()
+}
+
+/// The `Routed<S>` whose [`StreamModule`] `module` is.
+///
+/// # Safety
+/// `module` must be the `stream` field of a live `Routed<S>`.
+unsafe fn routed_of<S>(module: &StreamModule) -> &Routed<S> {
+    let offset = std::mem::offset_of!(Routed<S>, stream);
+    // SAFETY: per the contract, stepping back by the field's offset gives the object's address.
+    unsafe {
+        &*(module as *const StreamModule)
+            .cast::<u8>()
+            .sub(offset)
+            .cast::<Routed<S>>()
+    }
+}
+
+/// [`StreamModule::body_streamed`] of a `Routed<S>`.
+extern "C" fn body_streamed<S: Send + Sync + 'static>(module: &StreamModule, route: usize) -> bool {
+    // SAFETY: only ever stored in the `stream` field of a `Routed<S>`, handed out by its `capability`.
+    let routed = unsafe { routed_of::<S>(module) };
+    routed.streamed.get(route).copied().unwrap_or(false)
+}
+
+/// [`StreamModule::handle_route`] of a `Routed<S>`.
+extern "C" fn handle_streaming<'a, S: Send + Sync + 'static>(
+    module: &StreamModule,
+    route: usize,
+    req: &'a Request<'a>,
+    body: ROption<BodyInput_TO<'a, RMut<'a, ()>>>,
+) -> RResult<abi::Reply, PanicMessage> {
+    // SAFETY: as in `body_streamed`.
+    let routed = unsafe { routed_of::<S>(module) };
+    routed
+        .call(route, req, body.into_option())
+        .map(stream::into_abi)
+        .map_err(RString::from)
+        .into()
 }
 
 impl<S: Send + Sync + 'static> PluginObject for Routed<S> {
@@ -225,7 +342,7 @@ impl<S: Send + Sync + 'static> PluginObject for Routed<S> {
     /// route matched, so the plugin finds it again with the same rules.
     fn handle(&self, req: &Request<'_>) -> RResult<Response, PanicMessage> {
         let response = match self.table().lookup(req.method(), req.path()) {
-            Lookup::Found { value, .. } => self.call(*value, req),
+            Lookup::Found { value, .. } => self.call_whole(*value, req),
             Lookup::MethodNotAllowed { allow } => {
                 Ok(Response::empty(405).with_header("Allow", allow))
             }
@@ -245,13 +362,17 @@ impl<S: Send + Sync + 'static> PluginObject for Routed<S> {
     }
 
     fn capability(&self, name: RStr<'_>) -> ROption<Capability> {
-        if name.as_str() != ROUTES_V1 {
-            return ROption::RNone;
+        match name.as_str() {
+            ROUTES_V1 => ROption::RSome(Capability {
+                layout: <RoutesModule as StableAbi>::LAYOUT,
+                module: (&self.module as *const RoutesModule).cast(),
+            }),
+            STREAM_V1 => ROption::RSome(Capability {
+                layout: <StreamModule as StableAbi>::LAYOUT,
+                module: (&self.stream as *const StreamModule).cast(),
+            }),
+            _ => ROption::RNone,
         }
-        ROption::RSome(Capability {
-            layout: <RoutesModule as StableAbi>::LAYOUT,
-            module: (&self.module as *const RoutesModule).cast(),
-        })
     }
 }
 

@@ -3,8 +3,8 @@
 //! plugd uses this module so that only plugin-api names abi_stable (it can then be replaced without touching
 //! plugd). Plugin authors never need it.
 //!
-//! Capabilities are resolved once, when a library is loaded ([`LOG_V1`]) or started ([`ROUTES_V1`]), never per
-//! request: each is checked with abi_stable's layout checker, and one that is absent (a plugin built against
+//! Capabilities are resolved once, when a library is loaded ([`LOG_V1`]) or started ([`ROUTES_V1`],
+//! [`STREAM_V1`]), never per request: each is checked with abi_stable's layout checker, and one that is absent (a plugin built against
 //! plugin-api 0.1.0) or fails the check is not used.
 
 use std::fmt;
@@ -13,14 +13,17 @@ use std::ptr::NonNull;
 
 use abi_stable::abi_stability::abi_checking::check_layout_compatibility;
 use abi_stable::library::{lib_header_from_path, LibraryError};
-use abi_stable::std_types::{RResult, RSlice, RStr};
+use abi_stable::std_types::{RArc, RResult, RSlice, RSliceMut, RStr};
+use abi_stable::type_level::downcasting::TD_Opaque;
 use abi_stable::StableAbi;
 
+pub use crate::abi::BodyReadError;
 use crate::abi::{
-    Capability, ConfigEntry, LogModule, PluginInstance, PluginModRef, RoutesModule, LOG_V1,
-    ROUTES_V1,
+    self, BodyInput_TO, Capability, ConfigEntry, LogModule, PluginInstance, PluginModRef,
+    RoutesModule, StreamModule, StreamWaker, Wake_TO, LOG_V1, ROUTES_V1, STREAM_V1,
 };
 pub use crate::response::ResponseHeaders;
+use crate::stream::Produced;
 use crate::{Request, Response};
 
 /// The plugin-api version this host was built against (plugins must be built against a compatible one).
@@ -229,19 +232,36 @@ pub struct Instance {
     instance: PluginInstance,
     /// The plugin's [`ROUTES_V1`] module, resolved once at start: `None` for plugins that only offer `handle`.
     routes: Option<NonNull<RoutesModule>>,
+    /// The plugin's [`STREAM_V1`] module (plugin-api 0.1.2 and later), resolved once at start.
+    stream: Option<NonNull<StreamModule>>,
 }
 
-// SAFETY: `routes` points into the handler object `instance` owns, which is `Send + Sync` (the
+// SAFETY: `routes` and `stream` point into the handler object `instance` owns, which is `Send + Sync` (the
 // `PluginObject` trait requires both) and outlives every use through `&self`.
 unsafe impl Send for Instance {}
 // SAFETY: as above.
 unsafe impl Sync for Instance {}
 
+/// A route's answer through [`Instance::answer`]: a response, and the producer of its body when it streams.
+pub struct Answer {
+    /// Status and fields; its body is ignored when `body` is set.
+    pub response: Response,
+    pub body: Option<Producer>,
+    /// The streamed body's exact length, when the plugin declared it.
+    pub length: Option<u64>,
+}
+
 impl Instance {
     pub(crate) fn new(plugin: &str, instance: PluginInstance) -> Instance {
         let offered = instance.capability(RStr::from(ROUTES_V1)).into_option();
         let routes = checked::<RoutesModule>(plugin, ROUTES_V1, offered);
-        Instance { instance, routes }
+        let offered = instance.capability(RStr::from(STREAM_V1)).into_option();
+        let stream = checked::<StreamModule>(plugin, STREAM_V1, offered);
+        Instance {
+            instance,
+            routes,
+            stream,
+        }
     }
 
     /// Calls the plugin's handler; `Err` is the message of a panic the plugin caught (log it, answer 500).
@@ -268,11 +288,138 @@ impl Instance {
         }
     }
 
+    /// Whether the plugin can answer with streamed responses ([`STREAM_V1`]).
+    pub fn streams(&self) -> bool {
+        self.stream.is_some()
+    }
+
+    /// Whether route `route` reads its body as it arrives: call [`Instance::answer`] with a body source as
+    /// soon as the head is in.
+    pub fn body_streamed(&self, route: usize) -> bool {
+        self.stream_module()
+            .is_some_and(|module| (module.body_streamed)(module, route))
+    }
+
+    /// Calls route `route`, which may answer with a streamed body. `body` is the request body to read, for a
+    /// route whose [`Instance::body_streamed`] is true (`None`: the body is in `req`). Falls back to
+    /// [`Instance::handle_route`] for plugins without [`STREAM_V1`]. `Err` is the message of a caught panic.
+    pub fn answer(
+        &self,
+        route: usize,
+        req: &Request<'_>,
+        body: Option<&mut dyn BodySource>,
+    ) -> Result<Answer, String> {
+        let Some(module) = self.stream_module() else {
+            return self.handle_route(route, req).map(|response| Answer {
+                response,
+                body: None,
+                length: None,
+            });
+        };
+        let mut adapter = body.map(SourceAdapter);
+        let input = adapter
+            .as_mut()
+            .map(|adapter| BodyInput_TO::from_ptr(adapter, TD_Opaque));
+        match (module.handle_route)(module, route, req, input.into()) {
+            RResult::ROk(reply) => Ok(Answer {
+                response: reply.response,
+                body: reply.body.into_option().map(Producer),
+                length: reply.length.into_option(),
+            }),
+            RResult::RErr(panic) => Err(panic.into()),
+        }
+    }
+
+    fn stream_module(&self) -> Option<&StreamModule> {
+        // SAFETY: checked against `StreamModule` at start; valid while `self.instance` lives.
+        self.stream.map(|module| unsafe { &*module.as_ptr() })
+    }
+
     /// Calls the plugin's shutdown hook; `Err` is the message of a panic the plugin caught.
     pub fn shutdown(&self) -> Result<(), String> {
         match self.instance.shutdown().into_option() {
             None => Ok(()),
             Some(message) => Err(message.into()),
         }
+    }
+}
+
+/// A request body the host reads for a plugin, as it arrives.
+pub trait BodySource {
+    /// The next de-framed bytes into `buf`; `Ok(0)` at the end of the body. May block.
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, BodyReadError>;
+    /// Sets the most bytes the body may have.
+    fn set_limit(&mut self, limit: u64) -> Result<(), BodyReadError>;
+    /// The body's `Content-Length`, if it has one.
+    fn length(&self) -> Option<u64>;
+}
+
+/// A [`BodySource`] as the plugin's [`abi::BodyInput`].
+struct SourceAdapter<'a>(&'a mut dyn BodySource);
+
+impl abi::BodyInput for SourceAdapter<'_> {
+    fn read(&mut self, mut buf: RSliceMut<'_, u8>) -> RResult<usize, BodyReadError> {
+        self.0.read(buf.as_mut_slice()).into()
+    }
+
+    fn set_limit(&mut self, limit: u64) -> RResult<(), BodyReadError> {
+        self.0.set_limit(limit).into()
+    }
+
+    fn length(&self) -> abi_stable::std_types::ROption<u64> {
+        self.0.length().into()
+    }
+}
+
+/// A plugin's producer of a streamed response body. Dropping it ends the stream on the plugin's side.
+pub struct Producer(abi::Producer);
+
+impl Producer {
+    /// Asks for the next bytes of the body, written at the start of `buf`. A panic inside the plugin comes
+    /// back as [`Produced::Failed`].
+    pub fn produce(&mut self, buf: &mut [u8], waker: &Waker) -> Produced {
+        let len = buf.len();
+        match self.0.produce(RSliceMut::from_mut_slice(buf), &waker.0) {
+            abi::Produced::Wrote(n) if n > 0 && n <= len => Produced::Wrote(n),
+            abi::Produced::Wrote(n) => {
+                Produced::Failed(format!("the producer wrote {n} bytes into {len}"))
+            }
+            abi::Produced::Pending => Produced::Pending,
+            abi::Produced::Done => Produced::Done,
+            abi::Produced::Failed(why) => Produced::Failed(why.into()),
+        }
+    }
+}
+
+impl fmt::Debug for Producer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Producer")
+    }
+}
+
+/// What a host does when a plugin wakes one of its streams.
+pub trait Wake: Send + Sync + 'static {
+    /// Schedules another call of the stream's producer; `false` if the stream is over.
+    fn wake(&self) -> bool;
+}
+
+/// The waker a host hands to a stream's producer.
+#[derive(Clone)]
+pub struct Waker(StreamWaker);
+
+impl Waker {
+    /// A waker that calls `target` when the plugin wakes it.
+    pub fn new(target: std::sync::Arc<dyn Wake>) -> Waker {
+        Waker(Wake_TO::from_ptr(RArc::new(HostWake(target)), TD_Opaque))
+    }
+}
+
+/// A host's [`Wake`] as the plugin's [`abi::Wake`].
+#[derive(Clone)]
+struct HostWake(std::sync::Arc<dyn Wake>);
+
+impl abi::Wake for HostWake {
+    fn wake(&self) -> bool {
+        self.0.wake()
     }
 }

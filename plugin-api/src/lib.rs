@@ -306,6 +306,7 @@ pub mod percent;
 mod request;
 mod response;
 pub mod routing;
+pub mod stream;
 pub mod testing;
 
 use std::fmt;
@@ -465,7 +466,9 @@ macro_rules! export_plugin {
 /// What [`export_plugin!`] expands to. Not a stable API: use the macro.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::export::{init, init_routed, root_module, RouteFns};
+    pub use crate::export::{
+        init, init_routed, root_module, IntoRoute, ReadsBody, RouteFns, WholeBody,
+    };
     pub use abi_stable;
     pub use abi_stable::library::{
         __call_root_module_loader as call_root_module_loader, CheckTypeLayout, LibHeader,

@@ -34,12 +34,22 @@
 //! ```
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
-use crate::abi::PluginModRef;
-use crate::host::Instance;
+use crate::abi::{BodyReadError, PluginModRef};
+use crate::host::{Answer, BodySource, Instance, Producer, Wake, Waker};
 use crate::percent::decode_params;
 use crate::routing::{Lookup, Pattern, Table};
+use crate::stream::Produced;
 use crate::{Header, Param, Request, RequestParts, Response, Version};
+
+/// plugd's default `--max-body-bytes`: the limit of a streamed body its route did not raise.
+const DEFAULT_BODY_LIMIT: u64 = 1024 * 1024;
+/// The buffer plugd lends a streamed response's producer per call.
+const PRODUCE_BUFFER: usize = 64 * 1024;
+/// How long [`TestPlugin::call`] waits for a pending producer before giving up on it.
+const PIECE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A plugin started in-process from its root module, answering [`TestRequest`]s.
 pub struct TestPlugin {
@@ -83,7 +93,8 @@ impl TestPlugin {
 
     /// Routes `request` like plugd (the same matching and precedence code) and calls the route's function.
     /// No route for the path gives 404, no route for the method 405 with `Allow`, a path parameter that is not
-    /// valid percent-encoded UTF-8 gives 400, and a panic 500.
+    /// valid percent-encoded UTF-8 gives 400, and a panic 500. A streamed response is read to its end into
+    /// the returned response's body (use [`TestPlugin::stream`] for one that does not end).
     pub fn call(&self, request: TestRequest) -> Response {
         self.try_call(request).unwrap_or_else(|panic| {
             eprintln!("plugin panicked: {panic}");
@@ -91,8 +102,51 @@ impl TestPlugin {
         })
     }
 
-    /// Like [`TestPlugin::call`], but returns the message of a panic instead of a 500, to assert on it.
+    /// Like [`TestPlugin::call`], but returns the message of a panic (or of a streamed body that failed)
+    /// instead of a 500, to assert on it.
     pub fn try_call(&self, request: TestRequest) -> Result<Response, String> {
+        let mut stream = self.stream(request)?;
+        let body = stream.is_streamed().then(|| stream.collect()).transpose()?;
+        let response = std::mem::replace(&mut stream.response, Response::empty(200));
+        Ok(match body {
+            Some(body) => response.with_body(body),
+            None => response,
+        })
+    }
+
+    /// Routes and calls like [`TestPlugin::call`], and hands back the response with its body still to be
+    /// produced, piece by piece, as plugd would send it ([`TestStream::next_piece`]). Dropping the
+    /// [`TestStream`] is what a client that disconnects does to the producer. A route whose body is
+    /// [`streamed_body`](crate::stream::streamed_body) reads the request body in 16 KiB pieces, with plugd's
+    /// default limit (1 MiB) unless it raises it; a failed read answers its status, as plugd does.
+    ///
+    /// ```
+    /// # mod plugin {
+    /// use plugin_api::stream::{Produced, Streaming};
+    /// use plugin_api::{Request, Response};
+    /// fn count(_state: &(), _req: &Request<'_>) -> Streaming {
+    ///     let mut n = 0;
+    ///     Response::ok_with_type("text/plain", "").stream(move |buf: &mut [u8], _: &_| {
+    ///         n += 1;
+    ///         buf[0] = b'0' + n % 10;
+    ///         Produced::Wrote(1) // never ends
+    ///     })
+    /// }
+    /// plugin_api::export_plugin! { name: "count", version: "0.1.0",
+    ///     routes: [("GET", "/count", count)], init: |_config| Ok(()) }
+    /// # }
+    /// use std::time::Duration;
+    /// use plugin_api::testing::{TestPlugin, TestRequest};
+    ///
+    /// let plugin = TestPlugin::start(plugin::plugd_plugin).unwrap();
+    /// let mut stream = plugin.stream(TestRequest::get("/count")).unwrap();
+    /// assert_eq!(stream.response().status(), 200);
+    /// let wait = Duration::from_secs(1);
+    /// assert_eq!(stream.next_piece(wait).unwrap().as_deref(), Some(&b"1"[..]));
+    /// assert_eq!(stream.next_piece(wait).unwrap().as_deref(), Some(&b"2"[..]));
+    /// drop(stream); // the client leaves: the producer is dropped
+    /// ```
+    pub fn stream(&self, request: TestRequest) -> Result<TestStream, String> {
         let (path, query) = match request.target.split_once('?') {
             Some((path, query)) => (path, Some(query)),
             None => (request.target.as_str(), None),
@@ -100,13 +154,19 @@ impl TestPlugin {
         let (route, raw_params) = match self.routes.lookup(&request.method, path) {
             Lookup::Found { value, params, .. } => (*value, params),
             Lookup::MethodNotAllowed { allow } => {
-                return Ok(Response::empty(405).with_header("Allow", allow))
+                return Ok(TestStream::whole(
+                    Response::empty(405).with_header("Allow", allow),
+                ))
             }
-            Lookup::NotFound => return Ok(Response::empty(404)),
+            Lookup::NotFound => return Ok(TestStream::whole(Response::empty(404))),
         };
         let decoded = match decode_params(&raw_params) {
             Ok(decoded) => decoded,
-            Err(bad) => return Ok(Response::text(format!("{bad}\n")).with_status(400)),
+            Err(bad) => {
+                return Ok(TestStream::whole(
+                    Response::text(format!("{bad}\n")).with_status(400),
+                ))
+            }
         };
         let params: Vec<Param<'_>> = decoded.iter().map(|(n, v)| Param::new(n, v)).collect();
         let headers: Vec<Header<'_>> = request
@@ -114,6 +174,7 @@ impl TestPlugin {
             .iter()
             .map(|(n, v)| Header::new(n, v))
             .collect();
+        let streamed = self.instance.body_streamed(route);
         let req = Request::new(RequestParts {
             method: &request.method,
             target: &request.target,
@@ -122,15 +183,218 @@ impl TestPlugin {
             version: request.version,
             headers: &headers,
             params: &params,
-            body: &request.body,
+            body: if streamed { b"" } else { &request.body },
             peer: request.peer,
         });
-        self.instance.handle_route(route, &req)
+        let mut source = PiecesOf::new(&request.body);
+        let body: Option<&mut dyn BodySource> = if streamed { Some(&mut source) } else { None };
+        let answer = self.instance.answer(route, &req, body)?;
+        if let Some(failed) = source.failed {
+            return Ok(TestStream::whole(
+                Response::text(failed.reason()).with_status(failed.status()),
+            ));
+        }
+        let head_only = request.method == "HEAD";
+        Ok(TestStream::new(answer, head_only))
     }
 
     /// Calls the plugin's shutdown hook; `Err` is the message of a panic in it.
     pub fn shutdown(&self) -> Result<(), String> {
         self.instance.shutdown()
+    }
+}
+
+/// A request body handed to a [`streamed_body`](crate::stream::streamed_body) route in pieces, as plugd
+/// hands it over while it arrives.
+struct PiecesOf<'b> {
+    body: &'b [u8],
+    at: usize,
+    limit: u64,
+    failed: Option<BodyReadError>,
+}
+
+impl<'b> PiecesOf<'b> {
+    /// Bytes handed over per read at most, as a socket would deliver them.
+    const PIECE: usize = 16 * 1024;
+
+    fn new(body: &'b [u8]) -> PiecesOf<'b> {
+        PiecesOf {
+            body,
+            at: 0,
+            limit: DEFAULT_BODY_LIMIT,
+            failed: None,
+        }
+    }
+
+    fn fail<T>(&mut self, err: BodyReadError) -> Result<T, BodyReadError> {
+        self.failed = Some(err);
+        Err(err)
+    }
+}
+
+impl BodySource for PiecesOf<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, BodyReadError> {
+        if self.body.len() as u64 > self.limit {
+            return self.fail(BodyReadError::TooLarge);
+        }
+        let n = buf.len().min(Self::PIECE).min(self.body.len() - self.at);
+        buf[..n].copy_from_slice(&self.body[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+
+    fn set_limit(&mut self, limit: u64) -> Result<(), BodyReadError> {
+        self.limit = limit;
+        if self.body.len() as u64 > limit {
+            return self.fail(BodyReadError::TooLarge);
+        }
+        Ok(())
+    }
+
+    fn length(&self) -> Option<u64> {
+        Some(self.body.len() as u64)
+    }
+}
+
+/// A response whose body is produced piece by piece, as [`TestPlugin::stream`] hands it back.
+pub struct TestStream {
+    response: Response,
+    producer: Option<Producer>,
+    length: Option<u64>,
+    signal: Arc<Signal>,
+    waker: Waker,
+}
+
+/// Wake-ups of a [`TestStream`]'s producer.
+#[derive(Default)]
+struct Signal {
+    /// (woken since the producer last answered `Pending`, the stream is over)
+    state: Mutex<(bool, bool)>,
+    woken: Condvar,
+}
+
+impl Wake for Signal {
+    fn wake(&self) -> bool {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.0 = true;
+        self.woken.notify_all();
+        !state.1
+    }
+}
+
+impl TestStream {
+    fn new(answer: Answer, head_only: bool) -> TestStream {
+        let signal = Arc::new(Signal::default());
+        let waker = Waker::new(Arc::clone(&signal) as Arc<dyn Wake>);
+        TestStream {
+            response: answer.response,
+            producer: answer.body.filter(|_| !head_only),
+            length: answer.length,
+            signal,
+            waker,
+        }
+    }
+
+    fn whole(response: Response) -> TestStream {
+        TestStream::new(
+            Answer {
+                response,
+                body: None,
+                length: None,
+            },
+            false,
+        )
+    }
+
+    /// The response's status and fields (its body, for a response that does not stream).
+    pub fn response(&self) -> &Response {
+        &self.response
+    }
+
+    /// Whether the body is produced piece by piece.
+    pub fn is_streamed(&self) -> bool {
+        self.producer.is_some()
+    }
+
+    /// The streamed body's declared length (`Content-Length`), if the route gave one.
+    pub fn length(&self) -> Option<u64> {
+        self.length
+    }
+
+    /// The next piece of a streamed body: `Ok(None)` at its end (at once for a response that does not
+    /// stream), `Err` when the producer failed or panicked (plugd would cut the response there), or stayed
+    /// pending for `timeout`.
+    pub fn next_piece(&mut self, timeout: Duration) -> Result<Option<Vec<u8>>, String> {
+        let deadline = Instant::now() + timeout;
+        let mut buf = vec![0u8; PRODUCE_BUFFER];
+        loop {
+            let Some(producer) = self.producer.as_mut() else {
+                return Ok(None);
+            };
+            self.signal
+                .state
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .0 = false;
+            match producer.produce(&mut buf, &self.waker) {
+                Produced::Wrote(n) => return Ok(Some(buf[..n].to_vec())),
+                Produced::Done => {
+                    self.producer = None;
+                    return Ok(None);
+                }
+                Produced::Failed(why) => {
+                    self.producer = None;
+                    return Err(why);
+                }
+                Produced::Pending => self.wait_for_wake(deadline)?,
+            }
+        }
+    }
+
+    fn wait_for_wake(&self, deadline: Instant) -> Result<(), String> {
+        let mut state = self.signal.state.lock().unwrap_or_else(|p| p.into_inner());
+        while !state.0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err("the producer stayed pending".to_owned());
+            }
+            state = self
+                .signal
+                .woken
+                .wait_timeout(state, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        Ok(())
+    }
+
+    /// The rest of the body (the whole body for a response that does not stream), each piece waited for
+    /// up to 10 s. A declared length the body does not match is an error, as plugd would cut it.
+    pub fn collect(&mut self) -> Result<Vec<u8>, String> {
+        if self.producer.is_none() {
+            return Ok(self.response.body().to_vec());
+        }
+        let mut body = Vec::new();
+        while let Some(piece) = self.next_piece(PIECE_TIMEOUT)? {
+            body.extend_from_slice(&piece);
+        }
+        match self.length {
+            Some(length) if length != body.len() as u64 => Err(format!(
+                "the body has {} bytes, its declared length is {length}",
+                body.len()
+            )),
+            _ => Ok(body),
+        }
+    }
+}
+
+impl Drop for TestStream {
+    fn drop(&mut self) {
+        self.signal
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .1 = true;
     }
 }
 

@@ -2,7 +2,7 @@
 //! holding copies of them.
 //!
 //! `cargo test --workspace` builds the test targets but not the plugins' `cdylib` files, so the first helper
-//! that needs a binary runs `cargo build -p plugd -p hello -p echo -p counter` once per test binary. That nested
+//! that needs a binary runs `cargo build -p plugd -p hello -p echo -p counter -p stream` once per test binary. That nested
 //! cargo runs while the outer `cargo test` is executing tests, when the outer cargo no longer holds the
 //! build-directory lock, so it does not deadlock; when several test binaries run at once (nextest), cargo's own
 //! lock serialises their builds and the later ones find everything fresh.
@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 use crate::TempDir;
 
 /// The example plugin crates, built by [`example_plugins`].
-pub const EXAMPLE_PLUGINS: &[&str] = &["hello", "echo", "counter"];
+pub const EXAMPLE_PLUGINS: &[&str] = &["hello", "echo", "counter", "stream"];
 
 /// The workspace root (the folder holding the top-level `Cargo.toml`).
 pub fn workspace_root() -> PathBuf {

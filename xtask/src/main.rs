@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 /// The example plugin crates `serve` builds and installs.
-const EXAMPLE_PLUGINS: &[&str] = &["hello", "echo", "counter"];
+const EXAMPLE_PLUGINS: &[&str] = &["hello", "echo", "counter", "stream"];
 /// The config file `serve` starts plugd with (unless given `--config` or `PLUGD_CONFIG`): where it listens,
 /// the folders, the example plugins' tables. Flags after `--` and `PLUGD_*` variables still win over it.
 const SERVE_CONFIG: &str = "plugd.toml";

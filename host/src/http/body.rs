@@ -170,6 +170,173 @@ fn scan_chunked(
     }
 }
 
+/// A chunked body decoded as it arrives, for a body handed on piece by piece and never held whole
+/// (a route that streams its request body). Unlike [`decode_chunked_resume`], a chunk's data is passed on
+/// as soon as its bytes arrive, so a client's single huge chunk costs no more memory than small ones. The
+/// grammar and its bounds are [`decode_chunked`]'s: chunk lines of at most [`MAX_CHUNK_LINE_BYTES`],
+/// trailers of at most [`MAX_TRAILER_BYTES`], CRLF only.
+#[derive(Debug)]
+pub struct ChunkedStream {
+    state: StreamState,
+    /// Data bytes passed on so far.
+    decoded: u64,
+    max_body: u64,
+    /// The chunk line, chunk-ending CRLF or trailer section read so far.
+    pending: Vec<u8>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StreamState {
+    SizeLine,
+    /// Data bytes left in the current chunk.
+    Data(u64),
+    /// The CRLF after a chunk's data.
+    DataEnd,
+    Trailers,
+    Done,
+}
+
+/// What one [`ChunkedStream::decode`] step took and found.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Decoded {
+    /// Input bytes consumed (framing and data).
+    pub used: usize,
+    /// Where the data this step found lies in the input (empty if none).
+    pub data: std::ops::Range<usize>,
+}
+
+impl ChunkedStream {
+    /// A decoder for a body of at most `max_body` data bytes.
+    pub fn new(max_body: u64) -> ChunkedStream {
+        ChunkedStream {
+            state: StreamState::SizeLine,
+            decoded: 0,
+            max_body,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Raises or lowers the most data bytes the body may have.
+    pub fn set_max_body(&mut self, max_body: u64) {
+        self.max_body = max_body;
+    }
+
+    /// Whether the body (trailers included) has ended.
+    pub fn is_done(&self) -> bool {
+        self.state == StreamState::Done
+    }
+
+    /// Reads framing from the start of `input` until it finds data (at most `max_data` bytes of it), the
+    /// input runs out, or the body ends. Fails as [`decode_chunked`] does.
+    pub fn decode(&mut self, input: &[u8], max_data: usize) -> Result<Decoded, BodyError> {
+        let mut at = 0;
+        loop {
+            match self.state {
+                StreamState::Done => {
+                    return Ok(Decoded {
+                        used: at,
+                        data: at..at,
+                    });
+                }
+                StreamState::Data(left) => {
+                    let n = usize::try_from(left)
+                        .unwrap_or(usize::MAX)
+                        .min(input.len() - at)
+                        .min(max_data);
+                    self.state = match left - n as u64 {
+                        0 => StreamState::DataEnd,
+                        left => StreamState::Data(left),
+                    };
+                    return Ok(Decoded {
+                        used: at + n,
+                        data: at..at + n,
+                    });
+                }
+                _ if at == input.len() => {
+                    return Ok(Decoded {
+                        used: at,
+                        data: at..at,
+                    });
+                }
+                StreamState::SizeLine => at += self.size_line(&input[at..])?,
+                StreamState::DataEnd => at += self.data_end(&input[at..])?,
+                StreamState::Trailers => at += self.trailers(&input[at..])?,
+            }
+        }
+    }
+
+    /// Takes bytes of the chunk line; at its end, moves to the chunk's data (or the trailers).
+    fn size_line(&mut self, input: &[u8]) -> Result<usize, BodyError> {
+        let (used, complete) = take_line(&mut self.pending, input, MAX_CHUNK_LINE_BYTES + 2)?;
+        if complete {
+            let size = parse_chunk_line(&self.pending[..self.pending.len() - 2])?;
+            self.pending.clear();
+            self.state = if size == 0 {
+                StreamState::Trailers
+            } else {
+                self.decoded = self
+                    .decoded
+                    .checked_add(size)
+                    .filter(|&total| total <= self.max_body)
+                    .ok_or(BodyError::TooLarge)?;
+                StreamState::Data(size)
+            };
+        }
+        Ok(used)
+    }
+
+    /// Takes bytes of the CRLF that must end a chunk's data.
+    fn data_end(&mut self, input: &[u8]) -> Result<usize, BodyError> {
+        let n = (2 - self.pending.len()).min(input.len());
+        self.pending.extend_from_slice(&input[..n]);
+        if !b"\r\n".starts_with(&self.pending) {
+            return Err(BodyError::Malformed);
+        }
+        if self.pending.len() == 2 {
+            self.pending.clear();
+            self.state = StreamState::SizeLine;
+        }
+        Ok(n)
+    }
+
+    /// Takes bytes of the trailer section, up to its end (and not beyond: what follows is the next request).
+    fn trailers(&mut self, input: &[u8]) -> Result<usize, BodyError> {
+        let before = self.pending.len();
+        let room = (MAX_TRAILER_BYTES + 2).saturating_sub(before).max(1);
+        self.pending
+            .extend_from_slice(&input[..input.len().min(room)]);
+        match scan_trailers(&self.pending, 0)? {
+            Some(end) => {
+                self.pending = Vec::new();
+                self.state = StreamState::Done;
+                Ok(end - before)
+            }
+            None => Ok(self.pending.len() - before),
+        }
+    }
+}
+
+/// Appends bytes of `input` to `line` up to and including a CRLF; returns how many it took and whether the
+/// line is complete. A bare LF, or a line longer than `max` with its CRLF, is malformed.
+fn take_line(line: &mut Vec<u8>, input: &[u8], max: usize) -> Result<(usize, bool), BodyError> {
+    for (i, &byte) in input.iter().enumerate() {
+        if byte == b'\n' && line.last() != Some(&b'\r') {
+            return Err(BodyError::Malformed);
+        }
+        if line.last() == Some(&b'\r') && byte != b'\n' {
+            return Err(BodyError::Malformed);
+        }
+        line.push(byte);
+        if line.len() > max {
+            return Err(BodyError::Malformed);
+        }
+        if byte == b'\n' {
+            return Ok((i + 1, true));
+        }
+    }
+    Ok((input.len(), false))
+}
+
 /// `chunk-size [ chunk-ext ]`: the size in hex (at most 16 digits, no `0x`), then extensions.
 fn parse_chunk_line(line: &[u8]) -> Result<u64, BodyError> {
     let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
@@ -286,6 +453,86 @@ mod tests {
         }
         write_last_chunk(&mut out);
         out
+    }
+
+    /// Decodes `buf` through a [`ChunkedStream`] fed in pieces of `piece` bytes, taking at most `window`
+    /// data bytes per step; returns the data and the bytes the body took.
+    fn decode_streamed(
+        buf: &[u8],
+        piece: usize,
+        window: usize,
+    ) -> Result<(usize, Vec<u8>), BodyError> {
+        let mut stream = ChunkedStream::new(MAX);
+        let mut data = Vec::new();
+        let mut used = 0;
+        while !stream.is_done() {
+            let end = (used + piece).min(buf.len());
+            if used == end {
+                return Err(BodyError::Malformed); // incomplete: no more input
+            }
+            let step = stream.decode(&buf[used..end], window)?;
+            data.extend_from_slice(&buf[used..end][step.data]);
+            used += step.used;
+        }
+        Ok((used, data))
+    }
+
+    #[test]
+    fn the_streamed_decoder_agrees_with_the_whole_one_in_any_pieces() {
+        for (body, data) in valid_bodies() {
+            let mut with_next = body.to_vec();
+            with_next.extend_from_slice(b"GET / HTTP/1.1\r\n");
+            for piece in [1, 2, 3, 7, 64] {
+                for window in [1, 5, 4096] {
+                    let (used, got) = decode_streamed(&with_next, piece, window).unwrap();
+                    assert_eq!((used, &got[..]), (body.len(), data), "{body:?} in {piece}s");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_streamed_decoder_refuses_what_the_whole_one_refuses() {
+        for bad in [
+            &b"zz\r\n"[..],
+            b"5\nhello",
+            b"5\r\nhelloXX",
+            b"1\r\na\r\n0\r\nbad trailer\r\n\r\n",
+        ] {
+            assert_eq!(
+                decode_streamed(bad, 3, 16),
+                Err(BodyError::Malformed),
+                "{bad:?}"
+            );
+        }
+        let mut big = ChunkedStream::new(4);
+        assert_eq!(big.decode(b"5\r\n", 16), Err(BodyError::TooLarge));
+        let long_line = [b'1'; MAX_CHUNK_LINE_BYTES + 8];
+        assert_eq!(
+            decode_streamed(&long_line, 64, 16),
+            Err(BodyError::Malformed)
+        );
+    }
+
+    #[test]
+    fn a_huge_chunk_is_passed_on_as_it_arrives() {
+        let mut stream = ChunkedStream::new(u64::MAX);
+        let head = b"ffffffff\r\n";
+        assert_eq!(
+            stream.decode(head, 1024).unwrap(),
+            Decoded {
+                used: head.len(),
+                data: head.len()..head.len()
+            }
+        );
+        let step = stream.decode(&[7; 10_000], 1024).unwrap();
+        assert_eq!(
+            step,
+            Decoded {
+                used: 1024,
+                data: 0..1024
+            }
+        );
     }
 
     fn valid_bodies() -> Vec<(&'static [u8], &'static [u8])> {

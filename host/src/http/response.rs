@@ -39,6 +39,55 @@ pub fn write_head<'f>(
     framing: Framing,
     date: &[u8],
 ) -> usize {
+    let dropped = write_start(out, status, fields, date);
+    if !status_forbids_body(status) {
+        write_content_length(out, framing.body_len);
+    }
+    write_connection(out, framing.keep_alive, framing.http10);
+    dropped
+}
+
+/// How a streamed body is delimited on the wire (RFC 9112 §6.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delimit {
+    /// `Transfer-Encoding: chunked` (HTTP/1.1 without a declared length).
+    Chunked,
+    /// `Content-Length`: exactly this many bytes.
+    Length(u64),
+    /// Until the connection closes (HTTP/1.0 without a declared length).
+    Close,
+}
+
+/// Appends the head of a response whose body is streamed, delimited as `delimit` says. Returns how many of
+/// `fields` it dropped: those the host owns.
+pub fn write_stream_head<'f>(
+    out: &mut Vec<u8>,
+    status: u16,
+    fields: impl Iterator<Item = (&'f str, &'f str)>,
+    (delimit, keep_alive, http10): (Delimit, bool, bool),
+    date: &[u8],
+) -> usize {
+    let dropped = write_start(out, status, fields, date);
+    if !status_forbids_body(status) {
+        match delimit {
+            Delimit::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+            Delimit::Length(len) => write_content_length(out, len),
+            Delimit::Close => {}
+        }
+    }
+    write_connection(out, keep_alive, http10);
+    dropped
+}
+
+/// The status line, `Date`, `Server` and the handler's fields but those the host owns (how many it
+/// dropped is returned).
+#[inline(always)]
+fn write_start<'f>(
+    out: &mut Vec<u8>,
+    status: u16,
+    fields: impl Iterator<Item = (&'f str, &'f str)>,
+    date: &[u8],
+) -> usize {
     if status == 200 {
         // Nearly every response: one fixed-size copy instead of four pieces.
         out.extend_from_slice(b"HTTP/1.1 200 OK\r\nDate: ");
@@ -62,16 +111,18 @@ pub fn write_head<'f>(
             out.extend_from_slice(part);
         }
     }
-    if !status_forbids_body(status) {
-        write_content_length(out, framing.body_len);
-    }
-    let end: &[u8] = match (framing.keep_alive, framing.http10) {
+    dropped
+}
+
+/// The `Connection` field as the response needs it, and the end of the head.
+#[inline(always)]
+fn write_connection(out: &mut Vec<u8>, keep_alive: bool, http10: bool) {
+    let end: &[u8] = match (keep_alive, http10) {
         (false, _) => b"Connection: close\r\n\r\n",
         (true, true) => b"Connection: keep-alive\r\n\r\n",
         (true, false) => b"\r\n",
     };
     out.extend_from_slice(end);
-    dropped
 }
 
 /// `HTTP/1.1 200 OK\r\n`.

@@ -1,15 +1,16 @@
 //! The adapter that makes each route of a plugin a [`Handler`] like any other: it builds the FFI view of the
 //! request (no copies, parameters decoded once), calls the route's function by its manifest index (or the
 //! plugin's single handler, for plugins built against plugin-api 0.1.0), and turns the plugin's answer into a
-//! host [`Response`].
+//! host [`Response`]: a streamed body stays the plugin's producer, for the connection to pull
+//! (docs/ARCHITECTURE.md §15).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use plugin_api::host::Instance;
+use plugin_api::host::{Answer, BodySource, Instance};
 use plugin_api::percent::decode_params;
 
-use crate::handler::{Body, Fields, Handler, Request, Response};
+use crate::handler::{Body, Fields, Handler, Request, Response, StreamBody};
 use crate::http::Version;
 use crate::http::headers::INLINE_HEADERS;
 
@@ -91,8 +92,12 @@ impl PluginHandler {
             body: req.body,
             peer: req.peer,
         });
-        match self.instance.handle_route(index, &view) {
-            Ok(response) => match into_host_response(response) {
+        let mut upload = req.upload.map(|upload| upload.source());
+        let body = upload
+            .as_deref_mut()
+            .map(|source| source as &mut dyn BodySource);
+        match self.instance.answer(index, &view, body) {
+            Ok(answer) => match into_host_response(answer) {
                 Ok(response) => response,
                 Err(problem) => {
                     log::error!(
@@ -135,14 +140,18 @@ impl Handler for PluginRoute {
     fn handle(&self, req: &Request<'_>) -> Response {
         self.plugin.handle_route(self.index, req)
     }
+
+    fn streams_body(&self) -> bool {
+        self.plugin.instance.body_streamed(self.index)
+    }
 }
 
 /// Converts a plugin's answer, refusing what would corrupt the response on the wire: a status that is not a
 /// final 2xx-5xx, or a header field that is not `token: value` without CR, LF or NUL (RFC 9110 §5.1, §5.5),
 /// which could split the response (e.g. a `Location` copied from the request). Nothing is copied: the fields
 /// and a static body stay in the plugin's memory until the response is written.
-fn into_host_response(response: plugin_api::Response) -> Result<Response, String> {
-    let (status, headers, body) = response.into_parts();
+fn into_host_response(answer: Answer) -> Result<Response, String> {
+    let (status, headers, body) = answer.response.into_parts();
     if !VALID_STATUS.contains(&status) {
         return Err(format!("invalid status {status}"));
     }
@@ -150,11 +159,15 @@ fn into_host_response(response: plugin_api::Response) -> Result<Response, String
     // every handler: the host alone frames responses.
     let headers = Fields::from_plugin(headers)
         .map_err(|(name, value)| format!("invalid header field {name:?}: {value:?}"))?;
-    let body = match body {
-        plugin_api::Body::Empty => Body::Empty,
+    let body = match (answer.body, body) {
+        (Some(producer), _) => Body::Stream(StreamBody {
+            producer,
+            length: answer.length,
+        }),
+        (None, plugin_api::Body::Empty) => Body::Empty,
         // Plugin libraries are never unloaded, so their statics live as long as the process.
-        plugin_api::Body::Static(bytes) => Body::Static(bytes.as_slice()),
-        owned @ plugin_api::Body::Owned(_) => Body::Plugin(owned),
+        (None, plugin_api::Body::Static(bytes)) => Body::Static(bytes.as_slice()),
+        (None, owned @ plugin_api::Body::Owned(_)) => Body::Plugin(owned),
     };
     Ok(Response {
         status,
@@ -165,9 +178,16 @@ fn into_host_response(response: plugin_api::Response) -> Result<Response, String
 
 #[cfg(test)]
 mod tests {
-    use super::into_host_response;
-    use crate::handler::Body;
+    use crate::handler::{Body, Response as HostResponse};
     use plugin_api::Response;
+
+    fn into_host_response(response: Response) -> Result<HostResponse, String> {
+        super::into_host_response(plugin_api::host::Answer {
+            response,
+            body: None,
+            length: None,
+        })
+    }
 
     #[test]
     fn headers_are_kept_in_order_and_static_bodies_stay_static() {

@@ -127,6 +127,7 @@ fn call(
         params,
         body,
         peer,
+        upload: None,
     })
 }
 

@@ -338,6 +338,7 @@ mod tests {
                 params: &params,
                 body: b"",
                 peer: "127.0.0.1:1".parse().unwrap(),
+                upload: None,
             };
             files.handle(&req)
         }
@@ -369,6 +370,7 @@ mod tests {
                 file.take(len).read_to_end(&mut out).unwrap();
                 out
             }
+            Body::Stream(_) => unreachable!("static files are never streamed by a plugin"),
         }
     }
 
@@ -480,6 +482,7 @@ mod tests {
             params: &[],
             body: b"",
             peer: "127.0.0.1:1".parse().unwrap(),
+            upload: None,
         };
         let response = files.handle(&req);
         assert_eq!(response.status, 301);
