@@ -213,6 +213,33 @@ def raw_extensions(environ, start_response):
     return text(start_response, f"{_ctypes.__name__} numpy {numpy.arange(5).sum()}".encode())
 
 
+stream_released = threading.Event()
+
+
+def raw_slow_stream(environ, start_response):
+    def body():
+        yield b"first\n"
+        stream_released.wait(60)
+        yield b"second\n"
+
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return body()
+
+
+def raw_release_stream(environ, start_response):
+    stream_released.set()
+    return text(start_response, b"released the stream")
+
+
+def raw_endless(environ, start_response):
+    def forever():
+        while True:
+            yield b"x" * 4096
+
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    return Tracked("/raw/endless", forever())
+
+
 def raw_not_bytes(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain")])
     return ["a str, not bytes"]
@@ -230,6 +257,9 @@ RAW = {
     "/raw/closed": raw_closed,
     "/raw/extensions": raw_extensions,
     "/raw/not-bytes": raw_not_bytes,
+    "/raw/slow-stream": raw_slow_stream,
+    "/raw/release-stream": raw_release_stream,
+    "/raw/endless": raw_endless,
     "/raw/no-start": raw_no_start,
 }
 

@@ -25,9 +25,12 @@ mod start_response;
 
 use std::path::PathBuf;
 
-use plugin_api::{log, Config, Error, InitError, Request, Response};
+use plugin_api::stream::Reply;
+use plugin_api::{log, Config, Error, InitError, Request};
+use pyo3::intern;
 use pyo3::prelude::*;
 
+use crate::body::Body;
 use crate::environ::Environ;
 use crate::start_response::StartResponse;
 
@@ -35,6 +38,8 @@ use crate::start_response::StartResponse;
 pub struct Wsgi {
     app: Py<PyAny>,
     environ: Environ,
+    /// `contextvars.copy_context`: each request runs in a context of its own (see [`body`]).
+    copy_context: Py<PyAny>,
 }
 
 impl Wsgi {
@@ -63,12 +68,17 @@ impl Wsgi {
             "serving the WSGI application {spec} on Python {}",
             py.version()
         );
-        Ok(Wsgi { app, environ })
+        let copy_context = py.import("contextvars")?.getattr("copy_context")?.unbind();
+        Ok(Wsgi {
+            app,
+            environ,
+            copy_context,
+        })
     }
 
     /// One request: `environ` and `start_response` in, the application's response out. A Python exception
     /// is a 500 whose traceback goes to plugd's log only.
-    fn call(&self, req: &Request<'_>) -> Result<Response, Error> {
+    fn call(&self, req: &Request<'_>) -> Result<Reply, Error> {
         let path_info = self.environ.path_info(req)?;
         Python::with_gil(|py| {
             self.respond(py, req, &path_info)
@@ -76,12 +86,23 @@ impl Wsgi {
         })
     }
 
-    fn respond(&self, py: Python<'_>, req: &Request<'_>, path_info: &[u8]) -> PyResult<Response> {
+    fn respond(&self, py: Python<'_>, req: &Request<'_>, path_info: &[u8]) -> PyResult<Reply> {
         let environ = self.environ.for_request(py, req, path_info)?;
         let start_response = Bound::new(py, StartResponse::default())?;
-        let result = self.app.bind(py).call1((environ, &start_response))?;
-        body::drain(&result, &start_response)?;
-        start_response.borrow_mut().take_response()
+        let context = self.copy_context.bind(py).call0()?;
+        let run = (self.app.bind(py), environ, &start_response);
+        let result = context.call_method1(intern!(py, "run"), run)?;
+        match body::begin(&result, &start_response, &context)? {
+            Body::Whole => Ok(Reply::Whole(start_response.borrow_mut().take_response()?)),
+            Body::Streamed(body) => {
+                let length = body.declared_length(py);
+                let streaming = body.head(py)?.stream(body);
+                Ok(Reply::Streamed(match length {
+                    Some(length) => streaming.with_length(length),
+                    None => streaming,
+                }))
+            }
+        }
     }
 }
 

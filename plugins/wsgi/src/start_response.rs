@@ -19,6 +19,9 @@ const FINAL_STATUSES: std::ops::RangeInclusive<u16> = 200..=599;
 #[pyclass(module = "plugd")]
 #[derive(Default)]
 pub struct StartResponse {
+    /// Whether `start_response` was called.
+    started: bool,
+    /// The status and fields, until plugd takes them.
     head: Option<Head>,
     body: Vec<u8>,
     /// Whether body bytes were produced: from then on the status is final (an `exc_info` re-raises).
@@ -29,12 +32,14 @@ pub struct StartResponse {
 struct Head {
     status: u16,
     fields: Vec<(String, String)>,
+    /// The `Content-Length` the application declared, if it did.
+    length: Option<u64>,
 }
 
 impl StartResponse {
     /// Appends body bytes from `write` or the returned iterable; both need `start_response` first.
     pub fn push_body(&mut self, bytes: &[u8]) -> PyResult<()> {
-        if self.head.is_none() {
+        if !self.started {
             return Err(PyAssertionError::new_err(
                 "the application produced body data before calling start_response",
             ));
@@ -46,8 +51,28 @@ impl StartResponse {
         Ok(())
     }
 
-    /// The complete response, once the iterable is exhausted.
-    pub fn take_response(&mut self) -> PyResult<Response> {
+    /// Whether body bytes are waiting in the buffer.
+    pub fn has_body(&self) -> bool {
+        !self.body.is_empty()
+    }
+
+    /// Whether the buffer holds the whole body the application declared with `Content-Length`.
+    pub fn is_complete(&self) -> bool {
+        self.declared_length() == Some(self.body.len() as u64)
+    }
+
+    /// The `Content-Length` the application declared.
+    pub fn declared_length(&self) -> Option<u64> {
+        self.head.as_ref().and_then(|head| head.length)
+    }
+
+    /// The buffered body bytes, leaving the buffer empty.
+    pub fn take_body(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.body)
+    }
+
+    /// The status and fields, as a response without a body.
+    pub fn take_head(&mut self) -> PyResult<Response> {
         let Some(head) = self.head.take() else {
             return Err(PyAssertionError::new_err(
                 "the application returned without calling start_response",
@@ -57,7 +82,13 @@ impl StartResponse {
         for (name, value) in head.fields {
             response = response.with_header(name, value);
         }
-        Ok(response.with_body(std::mem::take(&mut self.body)))
+        Ok(response)
+    }
+
+    /// The complete response, once the iterable is exhausted.
+    pub fn take_response(&mut self) -> PyResult<Response> {
+        let head = self.take_head()?;
+        Ok(head.with_body(self.take_body()))
     }
 
     fn start(
@@ -66,25 +97,33 @@ impl StartResponse {
         fields: Vec<(String, String)>,
         exc_info: Option<Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        match (&self.head, exc_info) {
-            (Some(_), None) => {
+        match (self.started, exc_info) {
+            (true, None) => {
                 return Err(PyAssertionError::new_err(
                     "start_response called a second time without exc_info",
                 ))
             }
             // PEP 3333: once the status may have reached the client, re-raise the application's error.
-            (Some(_), Some(exc_info)) if self.body_started => {
+            (true, Some(exc_info)) if self.body_started => {
                 return Err(PyErr::from_value(exc_info.get_item(1)?))
             }
             _ => {}
         }
+        let mut length = None;
         for (name, value) in &fields {
             check_field(name, value)?;
+            if name.eq_ignore_ascii_case("Content-Length") {
+                length = Some(value.trim().parse().map_err(|_| {
+                    PyValueError::new_err(format!("invalid Content-Length {value:?}"))
+                })?);
+            }
         }
         self.head = Some(Head {
             status: parse_status(status)?,
             fields,
+            length,
         });
+        self.started = true;
         Ok(())
     }
 }
