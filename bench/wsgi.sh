@@ -76,7 +76,8 @@ start() {
 # CPU ticks (user+sys, every thread) of the processes in process group $1. /proc/PID/stat after the command
 # name: $1 state, $3 process group, $12 utime, $13 stime.
 group_ticks() {
-  cat /proc/[0-9]*/stat 2>/dev/null | sed 's/^.*) //' | awk -v g="$1" '$3 == g {t += $12 + $13} END {print t + 0}'
+  { cat /proc/[0-9]*/stat 2>/dev/null || true; } | sed 's/^.*) //' |
+    awk -v g="$1" '$3 == g {t += $12 + $13} END {print t + 0}'
 }
 
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }

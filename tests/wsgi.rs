@@ -449,6 +449,39 @@ fn iterable_bodies_are_streamed_as_produced() {
     }
 }
 
+/// `wsgi.input` reads the body as it arrives: the application handles the first line while the client has
+/// not sent the second yet.
+#[test]
+fn the_request_body_is_read_as_it_arrives() {
+    let server = validated();
+    let mut conn = Conn::open(server.addr());
+    conn.send(
+        b"POST /raw/line-by-line HTTP/1.1\r\nHost: test\r\nContent-Length: 13\r\n\r\nfirst\n",
+    );
+    assert!(
+        server.wait_for_log("wsgi.errors: line 1: first", LOG_WAIT),
+        "the first line was not read before the rest arrived: {}",
+        server.stderr()
+    );
+    conn.send(b"second\n");
+    let response = conn.read_response().unwrap();
+    assert_eq!(
+        (response.status, response.body_str().as_str()),
+        (200, "2 lines")
+    );
+
+    let chunked_upload = chunked("/raw/line-by-line", "text/plain", b"a\nb\nc", 2);
+    assert_eq!(exchange(&server, &chunked_upload).body_str(), "3 lines");
+    let too_large = post("/upload", "application/octet-stream", &vec![b'x'; 2 << 20]);
+    let mut conn = Conn::open(server.addr());
+    let _ = conn.try_send(&too_large);
+    assert_eq!(
+        conn.read_response().unwrap().status,
+        413,
+        "--max-body-bytes still holds"
+    );
+}
+
 /// C extensions built without a link to libpython (the standard library's `_ctypes`, numpy) import: the
 /// plugin made libpython's symbols global.
 #[test]

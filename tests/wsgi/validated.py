@@ -72,8 +72,9 @@ def environ_app(environ, start_response):
 
 
 def form_app(environ, start_response):
-    length = int(environ.get("CONTENT_LENGTH") or 0)
-    body = environ["wsgi.input"].read(length)
+    # A chunked upload has no CONTENT_LENGTH: wsgi.input_terminated says reading to the end is safe.
+    length = environ.get("CONTENT_LENGTH")
+    body = environ["wsgi.input"].read(int(length) if length else -1)
     fields = dict(pair.split("=", 1) for pair in body.decode().split("&") if pair)
     return text(start_response, json.dumps(fields).encode(), content_type="application/json")
 
@@ -240,6 +241,14 @@ def raw_endless(environ, start_response):
     return Tracked("/raw/endless", forever())
 
 
+def raw_line_by_line(environ, start_response):
+    count = 0
+    for line in environ["wsgi.input"]:
+        count += 1
+        print(f"line {count}: {line.decode().strip()}", file=environ["wsgi.errors"])
+    return text(start_response, f"{count} lines".encode())
+
+
 def raw_not_bytes(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain")])
     return ["a str, not bytes"]
@@ -257,6 +266,7 @@ RAW = {
     "/raw/closed": raw_closed,
     "/raw/extensions": raw_extensions,
     "/raw/not-bytes": raw_not_bytes,
+    "/raw/line-by-line": raw_line_by_line,
     "/raw/slow-stream": raw_slow_stream,
     "/raw/release-stream": raw_release_stream,
     "/raw/endless": raw_endless,

@@ -220,6 +220,12 @@ impl Handler for Bulkheaded {
         let _watched = slow_calls::watch(&call);
         self.inner.handle(req)
     }
+
+    /// The wrapped route's own answer: a route that reads its body as it arrives still does behind its
+    /// plugin's bulkhead.
+    fn streams_body(&self) -> bool {
+        self.inner.streams_body()
+    }
 }
 
 #[cfg(test)]

@@ -39,8 +39,8 @@ impl Environ {
         template.set_item("wsgi.multithread", true)?;
         template.set_item("wsgi.multiprocess", false)?;
         template.set_item("wsgi.run_once", false)?;
-        // The input ends where the body ends: reading to EOF is safe, which a chunked upload (no
-        // CONTENT_LENGTH) needs (werkzeug reads such a body only when this is true).
+        // The input ends where the body ends (plugd frames it): reading to EOF is safe, which a chunked upload
+        // (no CONTENT_LENGTH) needs (werkzeug reads such a body only when this is true).
         template.set_item("wsgi.input_terminated", true)?;
         template.set_item("wsgi.file_wrapper", py.get_type::<FileWrapper>())?;
         template.set_item("SCRIPT_NAME", script_name)?;
@@ -63,12 +63,15 @@ impl Environ {
             .ok_or_else(|| Error::bad_request("malformed percent-encoding in the path"))
     }
 
-    /// The `environ` of `req`, whose decoded `PATH_INFO` is `path_info`.
+    /// The `environ` of `req`, whose decoded `PATH_INFO` is `path_info` and whose body, of the declared
+    /// `content_length` (none when chunked), `input` reads.
     pub fn for_request<'py>(
         &self,
         py: Python<'py>,
         req: &Request<'_>,
         path_info: &[u8],
+        content_length: Option<u64>,
+        input: Input,
     ) -> PyResult<Bound<'py, PyDict>> {
         let environ = self.template.bind(py).copy()?;
         environ.set_item(intern!(py, "REQUEST_METHOD"), req.method())?;
@@ -83,12 +86,12 @@ impl Environ {
         environ.set_item(intern!(py, "SERVER_NAME"), name)?;
         environ.set_item(intern!(py, "SERVER_PORT"), port)?;
         add_fields(py, &environ, req)?;
-        let body = req.body();
-        if !body.is_empty() || req.header("Content-Length").is_some() {
-            // plugd has read the whole body (and removed chunked framing): its length is exact.
-            environ.set_item(intern!(py, "CONTENT_LENGTH"), body.len().to_string())?;
+        let content_length =
+            content_length.filter(|&n| n > 0 || req.header("Content-Length").is_some());
+        if let Some(length) = content_length {
+            environ.set_item(intern!(py, "CONTENT_LENGTH"), length.to_string())?;
         }
-        environ.set_item(intern!(py, "wsgi.input"), Bound::new(py, Input::new(body))?)?;
+        environ.set_item(intern!(py, "wsgi.input"), Bound::new(py, input)?)?;
         Ok(environ)
     }
 }
@@ -102,8 +105,8 @@ fn add_fields(py: Python<'_>, environ: &Bound<'_, PyDict>, req: &Request<'_>) ->
             continue;
         }
         if name.eq_ignore_ascii_case("Content-Length") || name.contains('_') {
-            // CONTENT_LENGTH is the body's actual length. A name with `_` would share its key with the
-            // same name spelled with `-`, so a client could forge one with the other: dropped, as nginx does.
+            // CONTENT_LENGTH is the length plugd framed the body by. A name with `_` would share its key with
+            // the same name spelled with `-`, so a client could forge one with the other: dropped, as nginx does.
             continue;
         }
         let key = format!("HTTP_{}", name.to_ascii_uppercase().replace('-', "_"));

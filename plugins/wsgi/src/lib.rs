@@ -25,13 +25,14 @@ mod start_response;
 
 use std::path::PathBuf;
 
-use plugin_api::stream::Reply;
+use plugin_api::stream::{streamed_body, BodyReader, Reply};
 use plugin_api::{log, Config, Error, InitError, Request};
 use pyo3::intern;
 use pyo3::prelude::*;
 
 use crate::body::Body;
 use crate::environ::Environ;
+use crate::input::{BodySlot, Input};
 use crate::start_response::StartResponse;
 
 /// The plugin's state: the application and what every request's `environ` starts from.
@@ -78,16 +79,28 @@ impl Wsgi {
 
     /// One request: `environ` and `start_response` in, the application's response out. A Python exception
     /// is a 500 whose traceback goes to plugd's log only.
-    fn call(&self, req: &Request<'_>) -> Result<Reply, Error> {
+    fn call(&self, req: &Request<'_>, body: &mut BodyReader<'_>) -> Result<Reply, Error> {
         let path_info = self.environ.path_info(req)?;
+        let content_length = body.length();
+        let loan = BodySlot::lend(body);
         Python::with_gil(|py| {
-            self.respond(py, req, &path_info)
+            let input = Input::new(loan.slot());
+            self.respond(py, req, &path_info, content_length, input)
                 .map_err(|err| Error::internal(interpreter::traceback(py, &err)))
         })
     }
 
-    fn respond(&self, py: Python<'_>, req: &Request<'_>, path_info: &[u8]) -> PyResult<Reply> {
-        let environ = self.environ.for_request(py, req, path_info)?;
+    fn respond(
+        &self,
+        py: Python<'_>,
+        req: &Request<'_>,
+        path_info: &[u8],
+        content_length: Option<u64>,
+        input: Input,
+    ) -> PyResult<Reply> {
+        let environ = self
+            .environ
+            .for_request(py, req, path_info, content_length, input)?;
         let start_response = Bound::new(py, StartResponse::default())?;
         let context = self.copy_context.bind(py).call0()?;
         let run = (self.app.bind(py), environ, &start_response);
@@ -114,6 +127,6 @@ fn script_name(mount: &str) -> &str {
 plugin_api::export_plugin! {
     name: "wsgi",
     version: env!("CARGO_PKG_VERSION"),
-    routes: [("*", "/{*path}", Wsgi::call)],
+    routes: [("*", "/{*path}", streamed_body(Wsgi::call))],
     init: Wsgi::new,
 }
