@@ -10,8 +10,8 @@
 #   (user+sys of the process tree during the trial / requests), median p99, errors. Then plugd's RSS with
 #   the Flask application loaded, at start and after the runs.
 #   Worker counts (the machine has 2 cores, shared with wrk): plugd its default 4 worker threads, one
-#   interpreter; gunicorn sync 2 workers; gunicorn gthread 2 workers x 4 threads; granian 2 workers (one
-#   blocking thread each, its default for WSGI).
+#   interpreter; gunicorn sync 2 workers; gunicorn gthread 2 workers x 4 threads; granian 2 workers (its
+#   other settings default).
 # env: BENCH_PY (folder the peers are pip-installed into, default /tmp/plugd-wsgi-bench/site).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
