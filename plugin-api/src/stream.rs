@@ -172,8 +172,8 @@ pub enum Reply {
     Streamed(Streaming),
 }
 
-/// What a route function may return: anything [`IntoResponse`] accepts, a [`Streaming`], or
-/// `Result<Streaming, E>` with `E: Into<Error>`.
+/// What a route function may return: anything [`IntoResponse`] accepts, a [`Streaming`], a [`Reply`], or
+/// `Result<Streaming, E>` / `Result<Reply, E>` with `E: Into<Error>`.
 pub trait IntoReply {
     /// The reply, or the error to answer with.
     fn into_reply(self) -> Result<Reply, Error>;
@@ -194,6 +194,19 @@ impl IntoReply for Streaming {
 impl<E: Into<Error>> IntoReply for Result<Streaming, E> {
     fn into_reply(self) -> Result<Reply, Error> {
         self.map(Reply::Streamed).map_err(Into::into)
+    }
+}
+
+/// For a route that decides per request whether to stream (an adapter such as the WSGI plugin).
+impl IntoReply for Reply {
+    fn into_reply(self) -> Result<Reply, Error> {
+        Ok(self)
+    }
+}
+
+impl<E: Into<Error>> IntoReply for Result<Reply, E> {
+    fn into_reply(self) -> Result<Reply, Error> {
+        self.map_err(Into::into)
     }
 }
 

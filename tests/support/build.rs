@@ -65,39 +65,70 @@ fn profile_dir() -> PathBuf {
 fn build_all() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let profile_dir = profile_dir();
-        let target_dir = profile_dir.parent().expect("profile dir has a parent");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
-        let mut cmd = Command::new(cargo);
-        cmd.current_dir(workspace_root())
-            .arg("build")
-            .arg("--target-dir")
-            .arg(target_dir)
-            .args(["-p", "plugd"]);
-        for plugin in EXAMPLE_PLUGINS {
-            cmd.args(["-p", plugin]);
-        }
-        match profile_dir.file_name().and_then(OsStr::to_str) {
-            Some("debug") | None => {}
-            Some("release") => {
-                cmd.arg("--release");
-            }
-            Some(other) => {
-                cmd.args(["--profile", other]);
-            }
-        }
-        let output = cmd
-            .stdin(Stdio::null())
-            .output()
-            .expect("could not run cargo to build plugd and the example plugins");
-        assert!(
-            output.status.success(),
-            "building plugd and the example plugins failed ({}):\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        );
-        profile_dir
+        let mut packages = vec!["plugd"];
+        packages.extend_from_slice(EXAMPLE_PLUGINS);
+        cargo_build(&packages);
+        profile_dir()
     })
+}
+
+/// `cargo build -p P...` of workspace packages into the running test binary's profile folder.
+fn cargo_build(packages: &[&str]) {
+    let profile_dir = profile_dir();
+    let target_dir = profile_dir.parent().expect("profile dir has a parent");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(workspace_root())
+        .arg("build")
+        .arg("--target-dir")
+        .arg(target_dir);
+    for package in packages {
+        cmd.args(["-p", package]);
+    }
+    match profile_dir.file_name().and_then(OsStr::to_str) {
+        Some("debug") | None => {}
+        Some("release") => {
+            cmd.arg("--release");
+        }
+        Some(other) => {
+            cmd.args(["--profile", other]);
+        }
+    }
+    let output = cmd
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("could not run cargo to build {packages:?}: {e}"));
+    assert!(
+        output.status.success(),
+        "building {packages:?} failed ({}):\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The WSGI plugin (`plugins/wsgi`), built on first use and only by the tests that serve Python: it links
+/// libpython (Debian's python3-dev, which `cargo xtask test` installs).
+pub fn wsgi_plugin() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            build_all();
+            cargo_build(&["wsgi"]);
+            library_path(&profile_dir(), "wsgi")
+        })
+        .clone()
+}
+
+fn library_path(dir: &Path, name: &str) -> PathBuf {
+    // Cargo names a library after its crate with `-` as `_`.
+    let lib = dir.join(format!(
+        "{}{}{}",
+        std::env::consts::DLL_PREFIX,
+        name.replace('-', "_"),
+        std::env::consts::DLL_SUFFIX
+    ));
+    assert!(lib.is_file(), "{} missing after build", lib.display());
+    lib
 }
 
 /// The freshly built `plugd` binary.
@@ -112,17 +143,7 @@ pub fn example_plugins() -> Vec<PathBuf> {
     let dir = build_all();
     EXAMPLE_PLUGINS
         .iter()
-        .map(|name| {
-            // Cargo names a library after its crate with `-` as `_`.
-            let lib = dir.join(format!(
-                "{}{}{}",
-                std::env::consts::DLL_PREFIX,
-                name.replace('-', "_"),
-                std::env::consts::DLL_SUFFIX
-            ));
-            assert!(lib.is_file(), "{} missing after build", lib.display());
-            lib
-        })
+        .map(|name| library_path(dir, name))
         .collect()
 }
 

@@ -25,14 +25,36 @@ const EXAMPLE_PLUGINS: &[&str] = &[
 /// the folders, the example plugins' tables. Flags after `--` and `PLUGD_*` variables still win over it.
 const SERVE_CONFIG: &str = "plugd.toml";
 
-/// The programs the end-to-end tests drive besides plugd, and the Debian packages that provide them.
-const TEST_PROGRAMS: &[&str] = &["curl", "chromium"];
-const TEST_PACKAGES: &[&str] = &[
-    "curl",
-    "ca-certificates",
-    "chromium",
-    "chromium-driver",
-    "fonts-liberation",
+/// What the tests need besides Rust: how to tell it is there, and the Debian packages that provide it.
+struct Requirement {
+    what: &'static str,
+    present: fn() -> bool,
+    packages: &'static [&'static str],
+}
+
+const TEST_REQUIREMENTS: &[Requirement] = &[
+    Requirement {
+        what: "curl",
+        present: || on_path("curl"),
+        packages: &["curl", "ca-certificates"],
+    },
+    Requirement {
+        what: "chromium",
+        present: || on_path("chromium"),
+        packages: &["chromium", "chromium-driver", "fonts-liberation"],
+    },
+    // The WSGI plugin embeds Debian's Python (PYO3_PYTHON in .cargo/config.toml) and links its libpython;
+    // its tests pip-install Flask (docs/ARCHITECTURE.md §19.4).
+    Requirement {
+        what: "Python's development files",
+        present: || Path::new("/usr/bin/python3-config").is_file(),
+        packages: &["python3-dev"],
+    },
+    Requirement {
+        what: "pip",
+        present: || Path::new("/usr/lib/python3/dist-packages/pip").is_dir(),
+        packages: &["python3-pip"],
+    },
 ];
 
 const USAGE: &str = "\
@@ -42,8 +64,10 @@ commands:
   serve [-- PLUGD ARGS]  build plugd and the example plugins (release), install the plugins into plugins/,
                          start plugd with plugd.toml (127.0.0.1:8080, static/ served; `cargo serve`)
   install                build and install the example plugins only
-  test [-- CARGO ARGS]   install curl and Chromium if missing (apt-get, as root) and Python's Prometheus
-                         parser (pip), then cargo test --workspace
+  test [-- CARGO ARGS]   install what the tests need if missing (curl, Chromium, python3-dev, pip: apt-get,
+                         as root; Python's Prometheus parser: pip), then cargo test --workspace
+  deps                   only install what the tests need (CI runs it before clippy, which builds the WSGI
+                         plugin)
   new-plugin PATH        create a plugin crate at PATH (a new folder, anywhere) that builds against this
                          repository's plugin-api: one route, one unit test";
 
@@ -55,6 +79,7 @@ fn main() -> ExitCode {
         Some("serve") => serve(rest),
         Some("install") => build_and_install().map(drop),
         Some("test") => test(rest),
+        Some("deps") => install_test_requirements().and_then(|()| install_prometheus_parser()),
         Some("new-plugin") => new_plugin::run(&rest, &workspace_root()),
         Some("help" | "-h" | "--help") | None => {
             println!("{USAGE}");
@@ -71,10 +96,10 @@ fn main() -> ExitCode {
     }
 }
 
-/// Makes sure the tests' outside programs are there, then replaces this process with
+/// Makes sure what the tests need is there, then replaces this process with
 /// `cargo test --workspace`: the one test command, the same on a developer's machine and in CI.
 fn test(extra: Vec<OsString>) -> Result<(), String> {
-    install_test_programs()?;
+    install_test_requirements()?;
     install_prometheus_parser()?;
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let err = Command::new(cargo)
@@ -85,28 +110,32 @@ fn test(extra: Vec<OsString>) -> Result<(), String> {
     Err(format!("cannot run cargo test: {err}"))
 }
 
-/// Installs the Debian packages of [`TEST_PROGRAMS`] that are missing. Only root can; anyone else is told
-/// the command to run.
-fn install_test_programs() -> Result<(), String> {
-    let missing: Vec<&str> = TEST_PROGRAMS
+/// Installs the Debian packages of the [`TEST_REQUIREMENTS`] that are missing. Only root can; anyone else is
+/// told the command to run.
+fn install_test_requirements() -> Result<(), String> {
+    let missing: Vec<&Requirement> = TEST_REQUIREMENTS
         .iter()
-        .copied()
-        .filter(|p| !on_path(p))
+        .filter(|r| !(r.present)())
         .collect();
     if missing.is_empty() {
         return Ok(());
     }
+    let what: Vec<&str> = missing.iter().map(|r| r.what).collect();
+    let packages: Vec<&str> = missing
+        .iter()
+        .flat_map(|r| r.packages.iter().copied())
+        .collect();
     let install = format!(
         "apt-get install -y --no-install-recommends {}",
-        TEST_PACKAGES.join(" ")
+        packages.join(" ")
     );
     if !is_root() || !on_path("apt-get") {
         return Err(format!(
-            "the tests need {} on PATH: run `{install}` as root",
-            missing.join(" and ")
+            "the tests need {}: run `{install}` as root",
+            what.join(", ")
         ));
     }
-    eprintln!("xtask: installing {} for the tests", missing.join(", "));
+    eprintln!("xtask: installing {} for the tests", what.join(", "));
     let apt = |args: &str| {
         Command::new("sh")
             .arg("-c")
@@ -121,7 +150,7 @@ fn install_test_programs() -> Result<(), String> {
     apt("update -qq")?;
     apt(&format!(
         "install -y -qq --no-install-recommends {}",
-        TEST_PACKAGES.join(" ")
+        packages.join(" ")
     ))
 }
 

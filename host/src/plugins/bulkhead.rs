@@ -221,6 +221,8 @@ impl Handler for Bulkheaded {
         self.inner.handle(req)
     }
 
+    /// The wrapped route's own answer: a route that reads its body as it arrives still does behind its
+    /// plugin's bulkhead.
     fn streams_body(&self) -> bool {
         self.inner.streams_body()
     }

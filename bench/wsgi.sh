@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# plugd + the WSGI plugin side by side with gunicorn (sync and gthread workers) and Granian (WSGI mode),
+# serving the same applications from one interpreter, Debian's /usr/bin/python3.
+#
+# usage: bench/wsgi.sh [-d SECS] [-n TRIALS] [-c CONNS]
+#   Scenarios: the Flask application of tests/wsgi/flask_app.py (GET / and GET /json) and a bare WSGI
+#   callable (bench/wsgi/raw_app.py, the same two answers without a framework). For each scenario, trials
+#   are interleaved (plugd, gunicorn-sync, gunicorn-gthread, granian, plugd, ...), wrk -t1 -cCONNS
+#   --latency on 127.0.0.1; printed per server: median req/s, ratio to plugd, server CPU µs per request
+#   (user+sys of the process tree during the trial / requests), median p99, errors. Then plugd's RSS with
+#   the Flask application loaded, at start and after the runs.
+#   Worker counts (the machine has 2 cores, shared with wrk): plugd its default 4 worker threads, one
+#   interpreter; gunicorn sync 2 workers; gunicorn gthread 2 workers x 4 threads; granian 2 workers (its
+#   other settings default).
+# env: BENCH_PY (folder the peers are pip-installed into, default /tmp/plugd-wsgi-bench/site).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+DURATION=5 TRIALS=3 CONNS=64
+while getopts d:n:c: opt; do
+  case $opt in
+    d) DURATION=$OPTARG ;; n) TRIALS=$OPTARG ;; c) CONNS=$OPTARG ;;
+    *) awk 'NR > 1 && !/^#/ {exit} NR > 1 {sub(/^# ?/, ""); print}' "$0"; exit 2 ;;
+  esac
+done
+PYTHON=/usr/bin/python3
+WORK=/tmp/plugd-wsgi-bench
+SITE=${BENCH_PY:-$WORK/site}
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+mkdir -p "$WORK"
+command -v wrk >/dev/null || { echo "wrk is missing (apt-get install wrk)" >&2; exit 1; }
+
+(cd "$ROOT" && cargo build --release -p plugd -p wsgi)
+if ! cmp -s "$ROOT/bench/wsgi/requirements.txt" "$SITE/.requirements.txt"; then
+  rm -rf "$SITE"
+  $PYTHON -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+    --target "$SITE" -r "$ROOT/bench/wsgi/requirements.txt"
+  cp "$ROOT/bench/wsgi/requirements.txt" "$SITE/.requirements.txt"
+fi
+PLUGINS=$WORK/plugins
+mkdir -p "$PLUGINS"
+cp "$TARGET/release/libwsgi.so" "$PLUGINS/.libwsgi.so.tmp" && mv "$PLUGINS/.libwsgi.so.tmp" "$PLUGINS/libwsgi.so"
+APPS="$ROOT/tests/wsgi:$ROOT/bench/wsgi"
+
+PIDS=()
+cleanup() { for pid in "${PIDS[@]}"; do kill -- -"$pid" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+# start NAME PORT MODULE:CALLABLE -> starts the server in its own process group, sets SERVER_PID
+start() {
+  local name=$1 port=$2 app=$3
+  case $name in
+    plugd)
+      printf '[plugins.wsgi]\napp = "%s"\npython_path = ["%s", "%s", "%s"]\n' \
+        "$app" "$ROOT/tests/wsgi" "$ROOT/bench/wsgi" "$SITE" > "$WORK/plugd.toml"
+      setsid env RUST_LOG=warn "$TARGET/release/plugd" --port "$port" --plugin-dir "$PLUGINS" \
+        --config "$WORK/plugd.toml" --access-log off --static-dir "$WORK" &> "$WORK/plugd.log" & ;;
+    gunicorn-sync)
+      setsid env PYTHONPATH="$APPS:$SITE" $PYTHON -m gunicorn --workers 2 --worker-class sync \
+        --bind "127.0.0.1:$port" --log-level warning "$app" &> "$WORK/$name.log" & ;;
+    gunicorn-gthread)
+      setsid env PYTHONPATH="$APPS:$SITE" $PYTHON -m gunicorn --workers 2 --worker-class gthread --threads 4 \
+        --bind "127.0.0.1:$port" --log-level warning "$app" &> "$WORK/$name.log" & ;;
+    granian)
+      setsid env PYTHONPATH="$APPS:$SITE" $PYTHON -m granian --interface wsgi --workers 2 \
+        --host 127.0.0.1 --port "$port" --log-level warning "$app" &> "$WORK/$name.log" & ;;
+  esac
+  SERVER_PID=$!
+  PIDS+=("$SERVER_PID")
+  for _ in $(seq 100); do
+    curl -sf "http://127.0.0.1:$port/" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "$name did not start; its log:" >&2; cat "$WORK/$name.log" "$WORK/plugd.log" 2>/dev/null >&2; exit 1
+}
+
+# CPU ticks (user+sys, every thread) of the processes in process group $1. /proc/PID/stat after the command
+# name: $1 state, $3 process group, $12 utime, $13 stime.
+group_ticks() {
+  { cat /proc/[0-9]*/stat 2>/dev/null || true; } | sed 's/^.*) //' |
+    awk -v g="$1" '$3 == g {t += $12 + $13} END {print t + 0}'
+}
+
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+
+SERVERS=(plugd gunicorn-sync gunicorn-gthread granian)
+HZ=$(getconf CLK_TCK)
+RESULTS=$WORK/results.tsv
+: > "$RESULTS"
+PORT=29080
+for scenario in flask:/ flask:/json raw:/ raw:/json; do
+  app=${scenario%%:*} path=${scenario#*:}
+  [[ $app == flask ]] && spec=flask_app:app || spec=raw_app:app
+  for trial in $(seq "$TRIALS"); do
+    for server in "${SERVERS[@]}"; do
+      PORT=$((PORT + 1))
+      start "$server" "$PORT" "$spec"
+      [[ $server == plugd && $trial == 1 && $scenario == flask:/ ]] && PLUGD_RSS_START=$(rss_kib "$SERVER_PID")
+      wrk -t1 -c"$CONNS" -d1s "http://127.0.0.1:$PORT$path" >/dev/null  # warm-up
+      before=$(group_ticks "$SERVER_PID")
+      out=$(wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "http://127.0.0.1:$PORT$path")
+      after=$(group_ticks "$SERVER_PID")
+      [[ $server == plugd && $scenario == flask:/json ]] && PLUGD_RSS_END=$(rss_kib "$SERVER_PID")
+      requests=$(awk '/requests in/ {print $1}' <<< "$out")
+      rps=$(awk '/Requests\/sec/ {print $2}' <<< "$out")
+      p99=$(awk '$1 == "99%" {print $2}' <<< "$out")
+      errors=$(awk '/Socket errors|Non-2xx/ {printf "%s ", $0}' <<< "$out")
+      cpu_us=$(awk -v t=$((after - before)) -v hz="$HZ" -v n="$requests" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}')
+      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$app $path" "$server" "$trial" "$rps" "$cpu_us" "$p99" "${errors:-0}" >> "$RESULTS"
+      printf '%-12s %-17s trial %s: %10s req/s  %7s µs CPU/req  p99 %8s  %s\n' \
+        "$app $path" "$server" "$trial" "$rps" "$cpu_us" "$p99" "${errors:-}"
+      kill -- -"$SERVER_PID" 2>/dev/null || true
+      wait "$SERVER_PID" 2>/dev/null || true
+    done
+  done
+done
+
+echo
+$PYTHON - "$RESULTS" <<'PY'
+import statistics, sys
+from collections import defaultdict
+rows = [line.rstrip("\n").split("\t") for line in open(sys.argv[1])]
+def seconds(p99):
+    units = {"us": 1e-6, "ms": 1e-3, "s": 1}
+    for unit in ("us", "ms", "s"):
+        if p99.endswith(unit):
+            return float(p99[: -len(unit)]) * units[unit]
+    return float("nan")
+by = defaultdict(list)
+for scenario, server, _trial, rps, cpu, p99, errors in rows:
+    by[(scenario, server)].append((float(rps), float(cpu), seconds(p99), errors))
+scenarios = list(dict.fromkeys(r[0] for r in rows))
+servers = list(dict.fromkeys(r[1] for r in rows))
+print(f"{'scenario':<12} {'server':<17} {'req/s':>10} {'ratio':>6} {'CPU µs/req':>10} {'p99':>9}  errors")
+for scenario in scenarios:
+    base = statistics.median(r[0] for r in by[(scenario, servers[0])])
+    for server in servers:
+        trials = by[(scenario, server)]
+        rps = statistics.median(t[0] for t in trials)
+        cpu = statistics.median(t[1] for t in trials)
+        p99 = statistics.median(t[2] for t in trials)
+        errors = "; ".join(sorted({t[3] for t in trials if t[3] != "0"})) or "0"
+        print(f"{scenario:<12} {server:<17} {rps:>10,.0f} {rps / base:>5.2f}x {cpu:>10.1f} {p99 * 1e3:>7.2f}ms  {errors}")
+PY
+echo
+echo "plugd RSS with the Flask application loaded: ${PLUGD_RSS_START:-?} KiB at start, ${PLUGD_RSS_END:-?} KiB after the Flask runs"

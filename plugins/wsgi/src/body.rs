@@ -1,0 +1,230 @@
+//! The application's return value: an iterable of byte strings (PEP 3333 "The Application/Framework
+//! Side"), answered whole when it is already complete, streamed as it is produced otherwise, and closed in
+//! either case (the server calls `close()` whenever the iterable has one, even when iterating raised, and
+//! when the client left before the end).
+//!
+//! Whole: a list or tuple (`return [b"Hello"]`), a `wsgi.file_wrapper`, and any iterable whose first bytes
+//! already make the `Content-Length` the application declared (a framework's ordinary response: werkzeug wraps
+//! its body list in an iterator). Anything else (a generator, Flask's `stream_with_context`) is streamed: plugd
+//! sends the head with the first non-empty chunk, then asks for the next chunk whenever the client can take
+//! it (docs/ARCHITECTURE.md §19.6).
+//!
+//! Every step (the application call, each `next`, `close`) runs in the request's own `contextvars.Context`:
+//! the chunks of one response may be produced on different workers, each with its own thread state, and
+//! a generator that set a context variable in one step (Flask's `stream_with_context` pushes its request
+//! context) must find it in the next, as it would on the one thread of a gunicorn worker.
+
+use plugin_api::stream::{Produce, Produced, Waker};
+use plugin_api::{log, Response};
+use pyo3::exceptions::{PyStopIteration, PyTypeError};
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyIterator, PyList, PyTuple};
+
+use crate::file_wrapper::FileWrapper;
+use crate::interpreter;
+use crate::start_response::StartResponse;
+
+/// The body an application returned.
+pub enum Body {
+    /// Complete: in `start_response`'s buffer, and closed.
+    Whole,
+    /// The rest is produced as the client takes it; `start_response`'s buffer holds the first chunk.
+    Streamed(IterableBody),
+}
+
+/// Reads `result` far enough to know its status and first bytes, in `context`. Errors (iterating, a chunk
+/// that is not `bytes`, `close` itself) come back after `close` was called.
+pub fn begin(
+    result: &Bound<'_, PyAny>,
+    start_response: &Bound<'_, StartResponse>,
+    context: &Bound<'_, PyAny>,
+) -> PyResult<Body> {
+    let begun = read_start(result, start_response, context);
+    let body = match begun {
+        Ok(Some(iterator)) => {
+            return Ok(Body::Streamed(IterableBody {
+                iterator: Some(iterator.unbind()),
+                result: result.clone().unbind(),
+                start_response: start_response.clone().unbind(),
+                context: context.clone().unbind(),
+                pending: Vec::new(),
+                written: 0,
+            }))
+        }
+        Ok(None) => Ok(Body::Whole),
+        Err(err) => Err(err),
+    };
+    let closed = close(result, context);
+    body.and_then(|body| closed.map(|()| body))
+}
+
+/// Drains what is complete; returns the iterator when the rest is to be streamed.
+fn read_start<'py>(
+    result: &Bound<'py, PyAny>,
+    start_response: &Bound<'py, StartResponse>,
+    context: &Bound<'py, PyAny>,
+) -> PyResult<Option<Bound<'py, PyIterator>>> {
+    if let Ok(list) = result.downcast::<PyList>() {
+        for chunk in list.iter() {
+            push(&chunk, start_response)?;
+        }
+        return Ok(None);
+    }
+    if let Ok(tuple) = result.downcast::<PyTuple>() {
+        for chunk in tuple.iter() {
+            push(&chunk, start_response)?;
+        }
+        return Ok(None);
+    }
+    if let Ok(wrapper) = result.downcast::<FileWrapper>() {
+        push(&wrapper.get().read_all(result.py())?, start_response)?;
+        return Ok(None);
+    }
+    let iterator = result.try_iter()?;
+    while !start_response.borrow().has_body() {
+        match next_in(context, &iterator)? {
+            Some(chunk) => push(&chunk, start_response)?,
+            None => return Ok(None),
+        }
+    }
+    if start_response.borrow().is_complete() {
+        // The declared length is reached: what follows can only be the end.
+        while let Some(chunk) = next_in(context, &iterator)? {
+            push(&chunk, start_response)?;
+        }
+        return Ok(None);
+    }
+    Ok(Some(iterator))
+}
+
+/// `next(iterator)` inside `context`; `None` at the end.
+fn next_in<'py>(
+    context: &Bound<'py, PyAny>,
+    iterator: &Bound<'py, PyIterator>,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let py = context.py();
+    let next = iterator.getattr(intern!(py, "__next__"))?;
+    match context.call_method1(intern!(py, "run"), (next,)) {
+        Ok(chunk) => Ok(Some(chunk)),
+        Err(err) if err.is_instance_of::<PyStopIteration>(py) => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
+fn push(chunk: &Bound<'_, PyAny>, start_response: &Bound<'_, StartResponse>) -> PyResult<()> {
+    let bytes = chunk.downcast::<PyBytes>().map_err(|_| {
+        let kind = chunk
+            .get_type()
+            .name()
+            .map_or("?".to_owned(), |n| n.to_string());
+        PyTypeError::new_err(format!("the application's body holds a {kind}, not bytes"))
+    })?;
+    start_response.borrow_mut().push_body(bytes.as_bytes())
+}
+
+fn close(result: &Bound<'_, PyAny>, context: &Bound<'_, PyAny>) -> PyResult<()> {
+    let py = result.py();
+    if let Ok(close) = result.getattr(intern!(py, "close")) {
+        context.call_method1(intern!(py, "run"), (close,))?;
+    }
+    Ok(())
+}
+
+/// The rest of an application's iterable, produced as the client takes it.
+pub struct IterableBody {
+    /// `None` once the iterable is exhausted, failed or closed.
+    iterator: Option<Py<PyIterator>>,
+    /// What the application returned: its `close()` is called once, at the end.
+    result: Py<PyAny>,
+    /// Where `write()` and the first chunk left their bytes.
+    start_response: Py<StartResponse>,
+    /// The request's `contextvars.Context`, in which every step runs.
+    context: Py<PyAny>,
+    /// Bytes taken from the application and not sent yet, from `written` on.
+    pending: Vec<u8>,
+    written: usize,
+}
+
+impl IterableBody {
+    /// The response head (status and fields) to send before the body.
+    pub fn head(&self, py: Python<'_>) -> PyResult<Response> {
+        self.start_response.bind(py).borrow_mut().take_head()
+    }
+
+    /// The length the application declared, if any.
+    pub fn declared_length(&self, py: Python<'_>) -> Option<u64> {
+        self.start_response.bind(py).borrow().declared_length()
+    }
+
+    /// Moves the next bytes into `pending`: `write()`'s, or the iterable's next non-empty chunk. `false` at
+    /// the end.
+    fn refill(&mut self, py: Python<'_>) -> PyResult<bool> {
+        let start_response = self.start_response.bind(py);
+        loop {
+            let written = start_response.borrow_mut().take_body();
+            if !written.is_empty() {
+                self.pending = written;
+                self.written = 0;
+                return Ok(true);
+            }
+            let Some(iterator) = &self.iterator else {
+                return Ok(false);
+            };
+            match next_in(self.context.bind(py), iterator.bind(py))? {
+                Some(chunk) => push(&chunk, start_response)?,
+                None => {
+                    self.finish(py)?;
+                    return Ok(false);
+                }
+            }
+        }
+    }
+
+    /// Closes the iterable, once.
+    fn finish(&mut self, py: Python<'_>) -> PyResult<()> {
+        if self.iterator.take().is_some() {
+            close(self.result.bind(py), self.context.bind(py))?;
+        }
+        Ok(())
+    }
+}
+
+impl Produce for IterableBody {
+    fn produce(&mut self, buf: &mut [u8], _waker: &Waker) -> Produced {
+        if self.written == self.pending.len() {
+            let refilled = Python::with_gil(|py| {
+                self.refill(py).map_err(|err| {
+                    let _ = self.finish(py);
+                    interpreter::traceback(py, &err)
+                })
+            });
+            match refilled {
+                Ok(true) => {}
+                Ok(false) => return Produced::Done,
+                Err(traceback) => return Produced::Failed(traceback),
+            }
+        }
+        let rest = &self.pending[self.written..];
+        let n = rest.len().min(buf.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        self.written += n;
+        Produced::Wrote(n)
+    }
+}
+
+impl Drop for IterableBody {
+    /// The client left (or plugd stopped asking) before the end: close the iterable all the same.
+    fn drop(&mut self) {
+        if self.iterator.is_some() {
+            Python::with_gil(|py| {
+                if let Err(err) = self.finish(py) {
+                    log::error!(
+                        "closing the application's iterable: {}",
+                        interpreter::traceback(py, &err)
+                    );
+                }
+            });
+        }
+    }
+}
