@@ -1,8 +1,9 @@
 //! End-to-end tests of isolation from slow handlers: the real `plugd` binary, the example plugins and the
 //! `sleepy` fixture (`GET /sleep/{ms}` blocks its worker), real clients over TCP. Other routes answer while
-//! more handlers block than `--threads`; a plugin's `max_in_flight` gives 503 + `Retry-After` beyond it; a
-//! slow handler is named once; extra workers retire; a saturated server still accepts, expires and shuts
-//! down.
+//! more handlers block than `--threads`; a plugin's `max_in_flight` (set, or by default a share of
+//! `--max-threads`) gives 503 + `Retry-After` beyond it, within `--max-threads` threads; a slow handler is
+//! named once; extra workers retire; a saturated server still accepts up to `--max-connections`, serves
+//! waiting requests in order, expires idle connections and shuts down.
 
 use std::path::PathBuf;
 use std::thread;
@@ -138,6 +139,40 @@ fn a_plugin_beyond_its_max_in_flight_gets_503_with_retry_after() {
 }
 
 #[test]
+fn with_default_limits_a_flooded_plugin_gets_503s_while_other_routes_answer_within_max_threads() {
+    // --max-threads 8: the default max_in_flight is 6 (three quarters), with one request let wait.
+    let server = start("", &["--threads", "2", "--max-threads", "8"]);
+    assert_eq!(server.get("/sleep/1").status, 200);
+    let idle = threads_of(server.pid());
+    let mut flood = sleepers(&server, 16, LONG_SLEEP_MS);
+    thread::sleep(Duration::from_millis(500));
+    assert_prompt(&server, "/plaintext");
+    assert_prompt(&server, "/static/index.html");
+    let workers_at_most = idle - 2 + 8;
+    assert!(
+        threads_of(server.pid()) <= workers_at_most,
+        "{} threads with --max-threads 8 (idle: {idle} with 2 workers)",
+        threads_of(server.pid())
+    );
+    let mut statuses = Vec::new();
+    for conn in &mut flood {
+        let response = conn.read_response().expect("every request is answered");
+        if response.status == 503 {
+            assert_eq!(response.header("Retry-After"), Some("1"));
+            assert!(
+                response.body_str().contains("limit of 6"),
+                "{}",
+                response.body_str()
+            );
+        }
+        statuses.push(response.status);
+    }
+    let served = statuses.iter().filter(|&&status| status == 200).count();
+    let refused = statuses.iter().filter(|&&status| status == 503).count();
+    assert_eq!((served, refused), (6, 10), "{statuses:?}");
+}
+
+#[test]
 fn max_in_flight_must_be_a_positive_integer() {
     let dir = TempDir::new("isolation-config");
     let config = dir.join("plugd.toml");
@@ -229,6 +264,61 @@ fn a_saturated_server_still_accepts_expires_idle_connections_and_answers_in_turn
     assert!(started.elapsed() < PROMPT);
     // The requests that waited are answered once workers are free, each on its connection.
     for conn in asleep.iter_mut().chain(waiting.iter_mut()) {
+        assert_eq!(conn.read_response().unwrap().status, 200);
+    }
+}
+
+#[test]
+fn a_saturated_server_accepts_up_to_max_connections_and_refuses_the_next_with_503() {
+    let server = start(
+        "[plugins.sleepy]\nmax_in_flight = 100\n",
+        &[
+            "--threads",
+            "2",
+            "--max-threads",
+            "2",
+            "--max-connections",
+            "5",
+        ],
+    );
+    let mut asleep = sleepers(&server, 2, 3_000);
+    thread::sleep(Duration::from_millis(500));
+    // Every worker sleeps; 3 more connections fit under --max-connections, with their requests.
+    let mut waiting: Vec<Conn> = (0..3).map(|_| send_get(&server, "/plaintext")).collect();
+    let mut over = send_get(&server, "/plaintext");
+    let refused = over
+        .read_response()
+        .expect("a fast answer beyond the limit");
+    assert_eq!(refused.status, 503, "{}", refused.status_line());
+    assert!(
+        refused.body_str().contains("connection limit"),
+        "{}",
+        refused.body_str()
+    );
+    for conn in asleep.iter_mut().chain(waiting.iter_mut()) {
+        assert_eq!(conn.read_response().unwrap().status, 200);
+    }
+}
+
+#[test]
+fn requests_that_wait_for_a_saturated_server_are_served_in_the_order_they_came() {
+    let server = start(
+        "[plugins.sleepy]\nmax_in_flight = 100\n",
+        &["--threads", "2", "--max-threads", "2"],
+    );
+    // One worker sleeps through the test, the other until the requests below wait.
+    let mut asleep = vec![send_get(&server, &format!("/sleep/{LONG_SLEEP_MS}"))];
+    thread::sleep(Duration::from_millis(300));
+    asleep.push(send_get(&server, "/sleep/1500"));
+    thread::sleep(Duration::from_millis(300));
+    let mut waiting: Vec<Conn> = (0..5).map(|_| send_get(&server, "/counter")).collect();
+    // The one worker that wakes serves them one by one: the counter numbers them in the order served.
+    let order: Vec<String> = waiting
+        .iter_mut()
+        .map(|conn| conn.read_response().unwrap().body_str())
+        .collect();
+    assert_eq!(order, ["1", "2", "3", "4", "5"]);
+    for conn in &mut asleep {
         assert_eq!(conn.read_response().unwrap().status, 200);
     }
 }
