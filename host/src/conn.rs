@@ -29,7 +29,7 @@ use crate::handler::{Body, Request, Response};
 use crate::http::body::{BodyError, ChunkedProgress, decode_chunked_resume};
 use crate::http::response::{self, CONTINUE, Framing};
 use crate::http::{BodyFraming, RequestHead, Version, parse_head};
-use crate::router::Router;
+use crate::router::{LiveRouter, Router};
 use crate::sys;
 
 /// Most bytes taken from the socket per wake-up: enough for a burst of pipelined requests.
@@ -63,7 +63,10 @@ pub enum Next {
 
 /// Everything a connection needs from the server while it is served.
 pub struct Context<'a> {
+    /// The worker's snapshot of `live`, taken before this connection was served.
     pub router: &'a Router,
+    /// The routes serving now: a request whose plugin version was retired meanwhile is routed again there.
+    pub live: &'a LiveRouter,
     pub limits: &'a Limits,
     pub timeouts: &'a Timeouts,
     /// Set when the server starts draining: answer what is in flight, with `Connection: close`.
@@ -407,10 +410,10 @@ impl Conn {
             body: &body,
             peer: self.peer,
         };
-        let (response, handler) = dispatch::dispatch(cx.router, &request);
+        let (response, handler) = dispatch::dispatch(cx.router, cx.live, &request);
         let keep_alive = head.keep_alive && !cx.shutting_down() && !self.input_ended();
         let sent = self.queue_response(&mut scratch.out, response, &head, keep_alive, cx.date);
-        access_log(self.peer, &head, sent, started, handler);
+        access_log(self.peer, &head, sent, started, &handler);
         self.reading = if keep_alive {
             Reading::Idle
         } else {
@@ -756,7 +759,7 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use crate::handler::Handler;
-    use crate::router::RouterBuilder;
+    use crate::router::{LiveRouter, RouterBuilder};
 
     /// Answers with the request's body; `GET /big` with 4 MiB, more than a socket buffer holds.
     struct Echo;
@@ -777,7 +780,7 @@ mod tests {
     struct Pair {
         conn: Conn,
         client: UnixStream,
-        router: Router,
+        routes: LiveRouter,
         config: Config,
         shutdown: OnceLock<Instant>,
         scratch: Scratch,
@@ -802,7 +805,7 @@ mod tests {
             Pair {
                 conn,
                 client,
-                router: routes.build(),
+                routes: LiveRouter::new(routes.build()),
                 config,
                 shutdown: OnceLock::new(),
                 scratch: Scratch::default(),
@@ -817,8 +820,10 @@ mod tests {
 
         fn serve(&mut self, now: Instant) -> Next {
             let date = *b"Thu, 26 Nov 2026 20:00:00 GMT";
+            let router = self.routes.current();
             let cx = Context {
-                router: &self.router,
+                router: &router,
+                live: &self.routes,
                 limits: &self.config.limits,
                 timeouts: &self.config.timeouts,
                 shutdown: &self.shutdown,

@@ -1,10 +1,11 @@
 //! One complete request -> one response: method check, route lookup, the handler call, and the built-in
 //! answers (404, 405, 501, 500). A panicking handler becomes a 500 here and never reaches the worker.
 
+use std::borrow::Cow;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use crate::handler::{Request, Response};
-use crate::router::{RouteMatch, Router};
+use crate::handler::{Request, Response, Retired};
+use crate::router::{LiveRouter, RouteMatch, Router};
 
 /// Methods defined by RFC 9110 §9 and RFC 5789 (PATCH); anything else is answered 501 (RFC 9110 §9.1).
 const KNOWN_METHODS: [&str; 9] = [
@@ -14,20 +15,54 @@ const KNOWN_METHODS: [&str; 9] = [
 /// Who answered, for the access log.
 pub const BUILTIN: &str = "builtin";
 
-/// Routes `req` and calls its handler. Returns the response and the name of whoever produced it.
-pub fn dispatch<'r>(router: &'r Router, req: &Request<'_>) -> (Response, &'r str) {
+/// Most times a request is routed again because the plugin version that its route belonged to was retired
+/// meanwhile: each retry takes the router serving now, which no longer holds that version, so a second
+/// retry needs a second replacement within microseconds; a third try that still finds a retired version is
+/// answered 503.
+const MAX_ROUTINGS: usize = 3;
+
+/// Routes `req` on `router` (the worker's snapshot of `live`) and calls its handler. Returns the response
+/// and the name of whoever produced it. A route whose plugin version was retired since the snapshot was
+/// taken is routed again on the current router (`docs/ARCHITECTURE.md` §7.1).
+pub fn dispatch<'r>(
+    router: &'r Router,
+    live: &LiveRouter,
+    req: &Request<'_>,
+) -> (Response, Cow<'r, str>) {
     let method = req.head.method;
     if !KNOWN_METHODS.contains(&method) {
-        return (Response::text(501, "Not Implemented"), BUILTIN);
+        return (Response::text(501, "Not Implemented"), BUILTIN.into());
     }
-    match router.lookup(method, req.head.path) {
+    if let Ok((response, owner)) = route_and_call(router, req) {
+        return (response, Cow::Borrowed(owner));
+    }
+    for _ in 1..MAX_ROUTINGS {
+        let current = live.current();
+        if let Ok((response, owner)) = route_and_call(&current, req) {
+            return (response, Cow::Owned(owner.to_owned()));
+        }
+    }
+    log::warn!(
+        "{} {}: plugins were replaced {MAX_ROUTINGS} times while it was being routed",
+        req.head.method,
+        req.head.path
+    );
+    (Response::text(503, "Service Unavailable"), BUILTIN.into())
+}
+
+/// One routing of `req` on `router` and its handler's answer; `Err`: the handler was retired.
+fn route_and_call<'r>(
+    router: &'r Router,
+    req: &Request<'_>,
+) -> Result<(Response, &'r str), Retired> {
+    match router.lookup(req.head.method, req.head.path) {
         RouteMatch::Found { route, params } => {
             let req = Request {
                 params: &params,
                 ..*req
             };
-            let response = match catch_unwind(AssertUnwindSafe(|| route.handler.handle(&req))) {
-                Ok(response) => response,
+            let response = match catch_unwind(AssertUnwindSafe(|| route.handler.try_handle(&req))) {
+                Ok(answer) => answer?,
                 Err(panic) => {
                     log::error!(
                         "handler of {} for {} {} panicked: {}",
@@ -39,13 +74,13 @@ pub fn dispatch<'r>(router: &'r Router, req: &Request<'_>) -> (Response, &'r str
                     Response::text(500, "Internal Server Error")
                 }
             };
-            (response, &route.owner)
+            Ok((response, &route.owner))
         }
-        RouteMatch::MethodNotAllowed { allow } => (
+        RouteMatch::MethodNotAllowed { allow } => Ok((
             Response::text(405, "Method Not Allowed").with_header("Allow", allow),
             BUILTIN,
-        ),
-        RouteMatch::NotFound => (Response::text(404, "Not Found"), BUILTIN),
+        )),
+        RouteMatch::NotFound => Ok((Response::text(404, "Not Found"), BUILTIN)),
     }
 }
 

@@ -1,16 +1,17 @@
-//! One plugin file through the startup steps every path shares (the server's folder scan and `plugd check`):
-//! load and verify it without running its code, `init` it with its config table, register its routes under
-//! its mount prefix.
+//! One plugin file through the steps every path shares (the server's folder scans and `plugd check`): read
+//! it once, load and verify its private copy without running its code, `init` it with its config table,
+//! register its routes under its mount prefix.
 
-use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use plugin_api::host::Library;
 
 use super::adapter::{PluginHandler, PluginRoute};
 use super::bulkhead::{Bulkhead, Bulkheaded, Isolation};
 use super::error::{LoadError, LoadErrorKind};
+use super::private_copy::{self, Contents};
 use crate::config::{Mount, PluginTable};
 use crate::handler::Handler;
 use crate::router::RouterBuilder;
@@ -19,10 +20,14 @@ use crate::router::RouterBuilder;
 pub struct LoadedPlugin {
     path: PathBuf,
     library: Library,
+    /// SHA-256 of the file's bytes as loaded (lowercase hex).
+    sha256: String,
+    /// When this version's `init` succeeded.
+    loaded_at: SystemTime,
     handler: Arc<PluginHandler>,
     mount: Mount,
-    /// Its table's cap on requests in flight, if it sets one.
-    max_in_flight: Option<NonZeroUsize>,
+    /// Its cap of requests in flight, shared by all of its routes; also what it drains on when retired.
+    bulkhead: Arc<Bulkhead>,
 }
 
 impl LoadedPlugin {
@@ -41,6 +46,16 @@ impl LoadedPlugin {
         &self.path
     }
 
+    /// SHA-256 of the file's bytes as loaded, in lowercase hex.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    /// When this version started.
+    pub fn loaded_at(&self) -> SystemTime {
+        self.loaded_at
+    }
+
     /// Its `(method, pattern)` routes as served: each pattern under the plugin's mount prefix.
     pub fn routes(&self) -> Vec<(&'static str, String)> {
         mounted_routes(&self.library, &self.mount)
@@ -51,28 +66,29 @@ impl LoadedPlugin {
         &self.handler
     }
 
+    /// Its bulkhead: requests in flight, retirement.
+    pub fn bulkhead(&self) -> &Arc<Bulkhead> {
+        &self.bulkhead
+    }
+
+    /// The library it runs (a new instance of the same code can be started from it).
+    pub(super) fn library(&self) -> Library {
+        self.library
+    }
+
     /// Registers all of its routes, or none if the router refuses one.
     pub(super) fn register(&self, router: &mut RouterBuilder) -> Result<(), LoadErrorKind> {
         self.register_routes(router, |route| route)
     }
 
-    /// Registers all of its routes behind one shared bulkhead (its cap of requests in flight, its slow calls
+    /// Registers all of its routes behind its bulkhead (its cap of requests in flight, its slow calls
     /// named), or none if the router refuses one.
     pub(super) fn register_isolated(
         &self,
         router: &mut RouterBuilder,
-        isolation: &Isolation,
     ) -> Result<(), LoadErrorKind> {
-        let limit = self
-            .max_in_flight
-            .unwrap_or(isolation.default_max_in_flight);
-        let bulkhead = Arc::new(Bulkhead::new(
-            self.name().into(),
-            limit,
-            isolation.slow_handler,
-        ));
         self.register_routes(router, |route| {
-            Arc::new(Bulkheaded::new(Arc::clone(&bulkhead), route))
+            Arc::new(Bulkheaded::new(Arc::clone(&self.bulkhead), route))
         })
     }
 
@@ -103,9 +119,30 @@ pub(super) fn mounted_routes(library: &Library, mount: &Mount) -> Vec<(&'static 
         .collect()
 }
 
-/// Loads and verifies one plugin file, without running any of its code.
-pub fn open(path: &Path) -> Result<Library, LoadError> {
-    Library::load(path).map_err(|failure| {
+/// Reads one plugin file and loads and verifies it, without running any of its code.
+pub fn open(path: &Path) -> Result<(Library, Contents), LoadError> {
+    let contents = read(path)?;
+    let library = open_contents(path, &contents)?;
+    Ok((library, contents))
+}
+
+/// Reads the bytes of the plugin file at `path` once.
+pub fn read(path: &Path) -> Result<Contents, LoadError> {
+    Contents::read(path).map_err(|err| LoadError {
+        path: path.to_owned(),
+        kind: LoadErrorKind::Unreadable(err.to_string()),
+    })
+}
+
+/// Loads and verifies `contents`, read from `path`, through its private copy.
+pub fn open_contents(path: &Path, contents: &Contents) -> Result<Library, LoadError> {
+    let copy = contents.write_private_copy().map_err(|err| LoadError {
+        path: path.to_owned(),
+        kind: LoadErrorKind::Unreadable(format!("cannot write its private copy: {err}")),
+    })?;
+    let loaded = Library::load(&copy);
+    private_copy::remove(&copy);
+    loaded.map_err(|failure| {
         if let Some(detail) = failure.detail() {
             log::debug!("plugin {}: abi_stable's report:\n{detail}", path.display());
         }
@@ -117,22 +154,33 @@ pub fn open(path: &Path) -> Result<Library, LoadError> {
 }
 
 /// Runs the plugin's `init` with its table's entries (none without a table); the table's mount prefix
-/// applies when it is registered.
+/// applies when it is registered, behind a bulkhead as `isolation` and its table say.
 pub fn start(
     path: &Path,
     library: Library,
+    sha256: &str,
     table: Option<&PluginTable>,
+    isolation: &Isolation,
 ) -> Result<LoadedPlugin, LoadError> {
     let entries = table.map(PluginTable::entry_refs).unwrap_or_default();
     let instance = library.init(&entries).map_err(|message| LoadError {
         path: path.to_owned(),
         kind: LoadErrorKind::InitFailed { message },
     })?;
+    let limit = table
+        .and_then(|t| t.max_in_flight)
+        .unwrap_or(isolation.default_max_in_flight);
     Ok(LoadedPlugin {
         path: path.to_owned(),
         library,
+        sha256: sha256.to_owned(),
+        loaded_at: SystemTime::now(),
         handler: Arc::new(PluginHandler::new(library.name().into(), instance)),
         mount: table.map(|t| t.mount.clone()).unwrap_or_default(),
-        max_in_flight: table.and_then(|t| t.max_in_flight),
+        bulkhead: Arc::new(Bulkhead::new(
+            library.name().into(),
+            limit,
+            isolation.slow_handler,
+        )),
     })
 }
