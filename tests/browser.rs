@@ -2,7 +2,9 @@
 //! protocol by `headless_chrome`) opens the hello plugin's page and `/static/test.html` in 8 tabs at once.
 //! Every tab must render completely, checked from inside the page: the stylesheet applied (computed
 //! background colour), the script ran (`#out` set by `static/app.js`), the image loaded (`naturalWidth`).
-//! A screenshot of each tab is saved under `target/test-artifacts/browser/`.
+//! A screenshot of each tab is saved under `target/test-artifacts/browser/`. The admin listener's page is
+//! opened too: it must list the plugins with their versions, routes and counters, and refresh itself
+//! (screenshot: `target/test-artifacts/admin/admin.png`).
 //!
 //! Chromium missing is a failure, not a skip: CI installs it (`.ci/run`), and a test that silently skips
 //! proves nothing.
@@ -24,13 +26,18 @@ const BACKGROUND: &str = "rgb(0, 128, 0)";
 
 /// `target/test-artifacts/browser/`, beside the profile folder this test binary was built into.
 fn artifacts_dir() -> PathBuf {
+    artifacts_dir_named("browser")
+}
+
+/// `target/test-artifacts/NAME/`.
+fn artifacts_dir_named(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
     // <target>/<profile>/deps/<test binary>
     let target = exe
         .ancestors()
         .nth(3)
         .expect("test binary lives in <target>/<profile>/deps");
-    let dir = target.join("test-artifacts").join("browser");
+    let dir = target.join("test-artifacts").join(name);
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
     dir
 }
@@ -167,4 +174,56 @@ fn eight_tabs_render_both_pages_completely() {
             "the access log never shows {target}"
         );
     }
+}
+
+#[test]
+fn the_admin_page_lists_plugins_with_their_counters_and_refreshes_itself() {
+    let server = Server::start_with_examples(&["--admin", "127.0.0.1:0"]);
+    for _ in 0..7 {
+        assert_eq!(server.get("/plaintext").status, 200);
+    }
+    let url = format!("http://{}/", server.admin_addr());
+    let browser = launch();
+    let tab = browser.new_tab().expect("new tab");
+    tab.navigate_to(&url)
+        .unwrap_or_else(|e| panic!("navigate to {url}: {e:#}"));
+    wait_loaded(&tab, &url);
+    // The page fetches /plugins by itself, at once and then every 2 s: wait for its second refresh.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while eval_string(&tab, "Number(document.body.dataset.refreshed || 0)")
+        .parse::<u32>()
+        .unwrap_or(0)
+        < 2
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{url}: the page never refreshed twice"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let rows = eval_string(
+        &tab,
+        "JSON.stringify(Array.from(document.querySelectorAll('tr.plugin')).map(r => \
+         [r.dataset.name, r.cells[1].textContent, r.cells[2].textContent, r.cells[3].textContent, \
+          r.querySelector('.requests').textContent]))",
+    );
+    let rows: Vec<(String, String, String, String, String)> =
+        serde_json::from_str(&rows).expect("plugin rows");
+    let names: Vec<&str> = rows.iter().map(|row| row.0.as_str()).collect();
+    assert_eq!(names, ["counter", "echo", "hello"], "{rows:?}");
+    let hello = &rows[2];
+    assert_eq!((hello.1.as_str(), hello.2.as_str()), ("0.1.0", "serving"));
+    assert!(hello.3.contains("GET /plaintext"), "{hello:?}");
+    assert_eq!(hello.4, "7", "hello's requests as the page shows them");
+    assert_eq!(
+        eval_string(&tab, "document.getElementById('health').textContent"),
+        "serving"
+    );
+
+    let png = tab
+        .capture_screenshot(CaptureScreenshotFormatOption::Png, None, None, true)
+        .unwrap_or_else(|e| panic!("admin page: screenshot: {e:#}"));
+    assert!(png.starts_with(b"\x89PNG"), "the screenshot is not a PNG");
+    let path = artifacts_dir_named("admin").join("admin.png");
+    std::fs::write(&path, &png).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
 }

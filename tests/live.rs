@@ -345,7 +345,11 @@ fn replacing_a_plugin_under_load_fails_no_request() {
         install_file(&dir, "live.so", next);
         thread::sleep(Duration::from_millis(250));
     }
-    let last = if REPLACEMENTS.is_multiple_of(2) { V1 } else { V2 };
+    let last = if REPLACEMENTS.is_multiple_of(2) {
+        V1
+    } else {
+        V2
+    };
     wait_for_answer(&server, "/live", (200, last));
     stop.store(true, Ordering::Relaxed);
     let mut totals = [0u64; 2];

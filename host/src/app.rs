@@ -1,7 +1,8 @@
 //! Assembles the server from a [`Config`]: descriptor limit, routes (static files, then plugins),
-//! listener, signal handling; then serves until a signal has drained it. `plugd check` assembles the same
+//! listener, signal handling, the admin listener when configured; then serves until a signal has drained it. `plugd check` assembles the same
 //! routes for one plugin file and stops there.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -9,6 +10,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::Signals;
 
 use crate::access_log;
+use crate::admin::{self, Admin, PluginCatalog};
 use crate::config::Config;
 use crate::plugins::{
     self, CheckReport, Isolation, LivePlugins, LiveSettings, LoadPolicy, Plugins,
@@ -31,6 +33,9 @@ pub enum StartError {
 }
 
 pub fn run(config: Config) -> Result<(), StartError> {
+    if let Some(addr) = config.admin {
+        admin::check_address(addr, config.admin_public).map_err(StartError::Config)?;
+    }
     check_descriptor_limit(&config);
     access_log::start(&config.access_log)
         .map_err(|err| StartError::Config(format!("cannot open the access log: {err}")))?;
@@ -64,14 +69,22 @@ pub fn run(config: Config) -> Result<(), StartError> {
         watched.rescan();
     })
     .map_err(|err| StartError::Io(format!("cannot start the plugin folder watcher: {err}")))?;
-    // Before `listening on`: whoever waits for that line may signal at once.
+    // Before `listening on`: whoever waits for that line may signal at once, or ask the admin listener.
     watch_signals(server.shutdown_handle(), Arc::clone(&live))?;
+    let admin = match config.admin {
+        Some(addr) => Some(start_admin(addr, Arc::clone(&live) as _, &server)?),
+        None => None,
+    };
     log::info!(
         "listening on http://{} with {} workers (up to {} while handlers block)",
         server.local_addr(),
         config.threads,
         config.max_threads
     );
+    // After the main line, so that whoever reads the first `listening on http://` finds the server's.
+    if let Some(admin) = admin {
+        log::info!("admin listening on http://{admin}");
+    }
     let served = server.run();
     access_log::flush();
     live.shutdown();
@@ -104,6 +117,20 @@ fn base_routes(config: &Config) -> Box<dyn Fn() -> RouterBuilder + Send> {
         }
         routes
     })
+}
+
+/// Starts the admin listener on `addr` over `catalog` and the server's gauges; returns its address.
+fn start_admin(
+    addr: SocketAddr,
+    catalog: Arc<dyn PluginCatalog>,
+    server: &Server,
+) -> Result<SocketAddr, StartError> {
+    let admin = Admin {
+        catalog,
+        server: server.stats(),
+    };
+    admin::start(addr, admin)
+        .map_err(|err| StartError::Io(format!("cannot listen on --admin {addr}: {err}")))
 }
 
 /// Raises the open-files limit and says so when it would still cap `--max-connections`.

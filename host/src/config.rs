@@ -111,6 +111,14 @@ pub struct Args {
         default_value = "combined"
     )]
     pub access_log_format: crate::access_log::Format,
+    /// Address of the admin listener (GET / page, /plugins JSON, /metrics for Prometheus, /healthz,
+    /// POST /reload); off unless set. Port 0 picks a free one (logged as `admin listening on ...`).
+    #[arg(long, env = "PLUGD_ADMIN", value_name = "ADDR:PORT")]
+    pub admin: Option<SocketAddr>,
+    /// Allow --admin on an address other than loopback: whoever reaches it can read plugd's figures and
+    /// reload its plugins.
+    #[arg(long, env = "PLUGD_ADMIN_PUBLIC")]
+    pub admin_public: bool,
 }
 
 /// What plugd is asked to do besides serving.
@@ -179,6 +187,10 @@ pub struct Config {
     /// The `[plugins.NAME]` tables of the config file.
     pub plugins: PluginTables,
     pub access_log: crate::access_log::Settings,
+    /// Where the admin listener listens; `None`: no admin listener, and requests are not counted.
+    pub admin: Option<SocketAddr>,
+    /// `--admin-public`: the admin address need not be loopback.
+    pub admin_public: bool,
 }
 
 /// What the command line asks for.
@@ -275,6 +287,8 @@ impl Config {
                 destination: args.access_log,
                 format: args.access_log_format,
             },
+            admin: args.admin,
+            admin_public: args.admin_public,
         }
     }
 

@@ -29,6 +29,7 @@ use crate::handler::{Body, Request, Response};
 use crate::http::body::{BodyError, ChunkedProgress, decode_chunked_resume};
 use crate::http::response::{self, CONTINUE, Framing};
 use crate::http::{BodyFraming, RequestHead, Version, parse_head};
+use crate::metrics;
 use crate::router::{LiveRouter, Router};
 use crate::sys;
 
@@ -306,6 +307,7 @@ impl Conn {
                 self.answer_and_write(&buf, &mut consumed, scratch, cx, now)
             }
             Ok(n) => {
+                metrics::count_bytes_in(n);
                 // A short read emptied the socket, so new bytes bring a new event; a full one may not have.
                 self.resume |= n == READ_CHUNK;
                 let answered = self.answer_and_write(&buf, &mut consumed, scratch, cx, now);
@@ -410,10 +412,11 @@ impl Conn {
             body: &body,
             peer: self.peer,
         };
-        let (response, handler) = dispatch::dispatch(cx.router, cx.live, &request);
+        let (response, by) = dispatch::dispatch(cx.router, cx.live, &request);
+        metrics::record_request(by.series, head.method, response.status, started);
         let keep_alive = head.keep_alive && !cx.shutting_down() && !self.input_ended();
         let sent = self.queue_response(&mut scratch.out, response, &head, keep_alive, cx.date);
-        access_log(self.peer, &head, sent, started, &handler);
+        access_log(self.peer, &head, sent, started, &by.name);
         self.reading = if keep_alive {
             Reading::Idle
         } else {
@@ -607,6 +610,7 @@ impl Conn {
                         match sys::sendfile(&self.socket, file, *offset, (*remaining).min(budget)) {
                             Ok(0) => return Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
                             Ok(n) => {
+                                metrics::count_bytes_out(n as usize);
                                 *offset += n;
                                 *remaining -= n;
                                 budget -= n;
@@ -726,6 +730,7 @@ fn write_nonblocking(socket: &TcpStream, data: &[u8], more: bool) -> io::Result<
             Err(err) => return Err(err),
         }
     }
+    metrics::count_bytes_out(sent);
     Ok(sent)
 }
 

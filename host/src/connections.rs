@@ -138,6 +138,17 @@ impl Connections {
         self.lock().open
     }
 
+    /// Open connections, and how many of them are parked between requests with nothing to send.
+    pub fn open_and_idle(&self) -> (usize, usize) {
+        let table = self.lock();
+        let idle = table
+            .slots
+            .iter()
+            .filter(|slot| matches!(&slot.state, State::Parked(conn) if conn.is_idle()))
+            .count();
+        (table.open, idle)
+    }
+
     /// Marks every parked connection whose deadline has passed (or, when `closing_idle`, that is idle) as
     /// expired and returns wake-ups for them: the worker that takes one then answers or closes it as its
     /// state requires. Only the owner ever closes a connection.

@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use crate::handler::{Request, Response, Retired};
+use crate::metrics::{self, SeriesId};
 use crate::router::{LiveRouter, RouteMatch, Router};
 
 /// Methods defined by RFC 9110 §9 and RFC 5789 (PATCH); anything else is answered 501 (RFC 9110 §9.1).
@@ -21,25 +22,52 @@ pub const BUILTIN: &str = "builtin";
 /// answered 503.
 const MAX_ROUTINGS: usize = 3;
 
+/// Who answered a request: its name for the access log, the series its metrics go to.
+pub struct AnsweredBy<'r> {
+    /// Borrowed from the worker's router; owned when the request was routed again on a newer one.
+    pub name: Cow<'r, str>,
+    pub series: SeriesId,
+}
+
+impl AnsweredBy<'_> {
+    /// A built-in answer: no route matched.
+    fn builtin() -> AnsweredBy<'static> {
+        AnsweredBy {
+            name: Cow::Borrowed(BUILTIN),
+            series: metrics::unmatched_series(),
+        }
+    }
+
+    fn into_owned(self) -> AnsweredBy<'static> {
+        AnsweredBy {
+            name: Cow::Owned(self.name.into_owned()),
+            series: self.series,
+        }
+    }
+}
+
 /// Routes `req` on `router` (the worker's snapshot of `live`) and calls its handler. Returns the response
-/// and the name of whoever produced it. A route whose plugin version was retired since the snapshot was
-/// taken is routed again on the current router (`docs/ARCHITECTURE.md` §7.1).
+/// and who produced it. A route whose plugin version was retired since the snapshot was taken is routed
+/// again on the current router (`docs/ARCHITECTURE.md` §7.1).
 pub fn dispatch<'r>(
     router: &'r Router,
     live: &LiveRouter,
     req: &Request<'_>,
-) -> (Response, Cow<'r, str>) {
+) -> (Response, AnsweredBy<'r>) {
     let method = req.head.method;
     if !KNOWN_METHODS.contains(&method) {
-        return (Response::text(501, "Not Implemented"), BUILTIN.into());
+        return (
+            Response::text(501, "Not Implemented"),
+            AnsweredBy::builtin(),
+        );
     }
-    if let Ok((response, owner)) = route_and_call(router, req) {
-        return (response, Cow::Borrowed(owner));
+    if let Ok(answered) = route_and_call(router, req) {
+        return answered;
     }
     for _ in 1..MAX_ROUTINGS {
         let current = live.current();
-        if let Ok((response, owner)) = route_and_call(&current, req) {
-            return (response, Cow::Owned(owner.to_owned()));
+        if let Ok((response, by)) = route_and_call(&current, req) {
+            return (response, by.into_owned());
         }
     }
     log::warn!(
@@ -47,14 +75,17 @@ pub fn dispatch<'r>(
         req.head.method,
         req.head.path
     );
-    (Response::text(503, "Service Unavailable"), BUILTIN.into())
+    (
+        Response::text(503, "Service Unavailable"),
+        AnsweredBy::builtin(),
+    )
 }
 
 /// One routing of `req` on `router` and its handler's answer; `Err`: the handler was retired.
 fn route_and_call<'r>(
     router: &'r Router,
     req: &Request<'_>,
-) -> Result<(Response, &'r str), Retired> {
+) -> Result<(Response, AnsweredBy<'r>), Retired> {
     match router.lookup(req.head.method, req.head.path) {
         RouteMatch::Found { route, params } => {
             let req = Request {
@@ -74,13 +105,17 @@ fn route_and_call<'r>(
                     Response::text(500, "Internal Server Error")
                 }
             };
-            Ok((response, &route.owner))
+            let by = AnsweredBy {
+                name: Cow::Borrowed(&route.owner),
+                series: route.series,
+            };
+            Ok((response, by))
         }
         RouteMatch::MethodNotAllowed { allow } => Ok((
             Response::text(405, "Method Not Allowed").with_header("Allow", allow),
-            BUILTIN,
+            AnsweredBy::builtin(),
         )),
-        RouteMatch::NotFound => Ok((Response::text(404, "Not Found"), BUILTIN)),
+        RouteMatch::NotFound => Ok((Response::text(404, "Not Found"), AnsweredBy::builtin())),
     }
 }
 

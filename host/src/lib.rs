@@ -5,13 +5,15 @@
 //! of which `pool.rs` decides how many wait on the `poller.rs` readiness set; `connections.rs` holds every
 //! open connection between wake-ups and `conn.rs` serves one; `dispatch.rs` asks the [`router`] which
 //! [`handler::Handler`] answers: [`plugins`], [`static_files`] or a built-in; [`http`] is the wire format;
-//! [`access_log`] writes a line per answered request; [`sys`] holds the few system calls std lacks. Every
+//! [`access_log`] writes a line per answered request; [`metrics`] counts requests for the [`admin`]
+//! listener; [`sys`] holds the few system calls std lacks. Every
 //! file imports only files below it (`tests/layering.rs` checks it).
 //!
 //! Public: what `main.rs`, the end-to-end tests, the benchmarks and the fuzz targets use. The engine's
 //! modules are private.
 
 pub mod access_log;
+pub mod admin;
 pub mod app;
 pub mod config;
 mod conn;
@@ -19,6 +21,7 @@ mod connections;
 mod dispatch;
 pub mod handler;
 pub mod http;
+pub mod metrics;
 pub mod plugins;
 mod poller;
 mod pool;

@@ -321,6 +321,15 @@ impl Pool {
         threads.started == 0
     }
 
+    /// Workers serving a connection now.
+    pub(crate) fn busy(&self) -> usize {
+        let in_use = self.ids_in_use.load(Ordering::Relaxed);
+        self.serving_since[..in_use.min(self.serving_since.len())]
+            .iter()
+            .filter(|since| since.load(Ordering::Relaxed) != 0)
+            .count()
+    }
+
     /// Threads running or starting.
     pub(crate) fn started(&self) -> usize {
         self.lock_threads().started

@@ -17,6 +17,7 @@ use plugin_api::routing::{ANY_METHOD, Lookup, Pattern, Table};
 
 use crate::handler::Handler;
 use crate::http::syntax::is_token;
+use crate::metrics::{self, SeriesId};
 
 /// One registered route.
 pub struct Route {
@@ -25,6 +26,8 @@ pub struct Route {
     /// Who registered it: a plugin's name, `static` or `builtin`; shown in logs and conflicts.
     pub owner: Arc<str>,
     pub handler: Arc<dyn Handler>,
+    /// Its requests' counters: the same for the same method and pattern, whoever registers it.
+    pub series: SeriesId,
 }
 
 /// Why routes were refused.
@@ -159,6 +162,7 @@ impl RouterBuilder {
         let owner: Arc<str> = Arc::from(owner);
         for route in new {
             let value = Route {
+                series: metrics::route_series(&route.method, route.pattern.as_str()),
                 method: route.method.clone(),
                 pattern: route.pattern.as_str().to_string(),
                 owner: Arc::clone(&owner),

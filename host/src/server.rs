@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::connections::LISTENER;
+use crate::metrics::prometheus::Gauges;
 use crate::poller::Poller;
 use crate::router::{LiveRouter, Router};
 use crate::sys;
@@ -68,6 +69,13 @@ impl Server {
         }
     }
 
+    /// What the server reports about itself, readable from any thread (the admin listener).
+    pub fn stats(&self) -> ServerStats {
+        ServerStats {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
     /// Serves until shutdown has drained every connection or its deadline passed (handlers still blocked
     /// then are left to the process's exit).
     pub fn run(self) -> io::Result<()> {
@@ -86,5 +94,23 @@ impl ShutdownHandle {
     /// connections are closed, and [`Server::run`] returns when all are gone or the shutdown timeout passed.
     pub fn shutdown(&self) {
         self.shared.begin_shutdown();
+    }
+}
+
+/// The server's state as the admin listener reports it, read from any thread.
+#[derive(Clone)]
+pub struct ServerStats {
+    shared: Arc<Shared>,
+}
+
+impl ServerStats {
+    /// Open and idle connections, busy and running workers, at this moment.
+    pub fn gauges(&self) -> Gauges {
+        self.shared.gauges()
+    }
+
+    /// Whether shutdown has begun (the listener is closed, in-flight requests are finishing).
+    pub fn shutting_down(&self) -> bool {
+        self.shared.shutting_down()
     }
 }

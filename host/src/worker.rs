@@ -27,6 +27,7 @@ use crate::conn::{Conn, Context, Next, Scratch};
 use crate::connections::{Connections, LISTENER};
 use crate::dispatch::panic_message;
 use crate::http::{date, response};
+use crate::metrics::prometheus::Gauges;
 use crate::poller::{Event, Events, Poller};
 use crate::pool::{self, Pool, Wake};
 use crate::ready::Ready;
@@ -112,6 +113,22 @@ impl Shared {
             let _ = self.poller.delete(listener.as_raw_fd());
         }
         self.last_sweep.store(0, Ordering::Relaxed);
+    }
+
+    pub(crate) fn shutting_down(&self) -> bool {
+        self.shutdown_deadline.get().is_some()
+    }
+
+    /// Connections and workers at this moment, for the admin listener (a lock on each table, no
+    /// request pays for it).
+    pub(crate) fn gauges(&self) -> Gauges {
+        let (open_connections, idle_connections) = self.connections.open_and_idle();
+        Gauges {
+            open_connections,
+            idle_connections,
+            busy_workers: self.pool.busy(),
+            workers: self.pool.started(),
+        }
     }
 
     /// Shutdown began and every connection is gone, or its deadline passed.

@@ -17,6 +17,9 @@ use crate::{
 /// milliseconds; the margin is for a loaded 2-core machine.
 pub const START_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// The line that names the admin listener's address.
+const ADMIN_LISTENING: &str = "admin listening on http://";
+
 /// Everything a running server has written to stderr so far, shared with the thread that reads it.
 #[derive(Default)]
 struct LogBuf {
@@ -154,6 +157,18 @@ impl Server {
     /// The address the server listens on (parsed from its `listening on http://ADDR:PORT` line).
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The admin listener's address, from its `admin listening on http://ADDR:PORT` line (logged right
+    /// after `listening on`, so waited for); panics without one.
+    pub fn admin_addr(&self) -> SocketAddr {
+        let line = self
+            .wait_for_log_line(&[ADMIN_LISTENING], START_TIMEOUT)
+            .unwrap_or_else(|| panic!("no `{ADMIN_LISTENING}` line; stderr:\n{}", self.stderr()));
+        let rest = &line[line.find(ADMIN_LISTENING).unwrap_or(0) + ADMIN_LISTENING.len()..];
+        let addr = rest.split_whitespace().next().unwrap_or_default();
+        addr.parse()
+            .unwrap_or_else(|e| panic!("admin address {addr:?} in {line:?}: {e}"))
     }
 
     /// `http://ADDR:PORT` + `path`.

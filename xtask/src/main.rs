@@ -34,7 +34,8 @@ commands:
   serve [-- PLUGD ARGS]  build plugd and the example plugins (release), install the plugins into plugins/,
                          start plugd with plugd.toml (127.0.0.1:8080, static/ served; `cargo serve`)
   install                build and install the example plugins only
-  test [-- CARGO ARGS]   install curl and Chromium if missing (apt-get, as root), then cargo test --workspace
+  test [-- CARGO ARGS]   install curl and Chromium if missing (apt-get, as root) and Python's Prometheus
+                         parser (pip), then cargo test --workspace
   new-plugin PATH        create a plugin crate at PATH (a new folder, anywhere) that builds against this
                          repository's plugin-api: one route, one unit test";
 
@@ -66,6 +67,7 @@ fn main() -> ExitCode {
 /// `cargo test --workspace`: the one test command, the same on a developer's machine and in CI.
 fn test(extra: Vec<OsString>) -> Result<(), String> {
     install_test_programs()?;
+    install_prometheus_parser()?;
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let err = Command::new(cargo)
         .current_dir(workspace_root())
@@ -90,11 +92,7 @@ fn install_test_programs() -> Result<(), String> {
         "apt-get install -y --no-install-recommends {}",
         TEST_PACKAGES.join(" ")
     );
-    let is_root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout == b"0\n");
-    if !is_root || !on_path("apt-get") {
+    if !is_root() || !on_path("apt-get") {
         return Err(format!(
             "the tests need {} on PATH: run `{install}` as root",
             missing.join(" and ")
@@ -117,6 +115,40 @@ fn install_test_programs() -> Result<(), String> {
         "install -y -qq --no-install-recommends {}",
         TEST_PACKAGES.join(" ")
     ))
+}
+
+/// The Python module the admin tests read `/metrics` back with: the Prometheus project's own client
+/// library and its exposition parser. Installed with pip for the `python3` on PATH (the one the tests
+/// run); only root installs it, anyone else is told the command.
+const PROMETHEUS_PARSER: &str = "prometheus_client";
+
+fn install_prometheus_parser() -> Result<(), String> {
+    let python = |args: &[&str]| {
+        Command::new("python3")
+            .args(args)
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if python(&["-c", &format!("import {PROMETHEUS_PARSER}")]) {
+        return Ok(());
+    }
+    let install = format!("python3 -m pip install --quiet {PROMETHEUS_PARSER}");
+    if !is_root() {
+        return Err(format!(
+            "the admin tests need Python's {PROMETHEUS_PARSER}: run `{install}`"
+        ));
+    }
+    eprintln!("xtask: installing {PROMETHEUS_PARSER} for the tests");
+    python(&["-m", "pip", "install", "--quiet", PROMETHEUS_PARSER])
+        .then_some(())
+        .ok_or_else(|| format!("`{install}` failed"))
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout == b"0\n")
 }
 
 fn on_path(program: &str) -> bool {

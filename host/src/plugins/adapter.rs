@@ -12,6 +12,7 @@ use plugin_api::percent::decode_params;
 use crate::handler::{Body, Fields, Handler, Request, Response};
 use crate::http::Version;
 use crate::http::headers::INLINE_HEADERS;
+use crate::metrics::PluginCounters;
 
 /// Final statuses a handler may answer with (RFC 9110 §15: 1xx are interim, and the host owns those).
 const VALID_STATUS: std::ops::RangeInclusive<u16> = 200..=599;
@@ -23,15 +24,27 @@ pub struct PluginHandler {
     instance: Instance,
     /// Whether the shutdown hook has run (it runs at most once).
     shut_down: AtomicBool,
+    /// This version's calls, statuses, durations and panics.
+    counters: Arc<PluginCounters>,
 }
 
 impl PluginHandler {
-    pub(super) fn new(name: Arc<str>, instance: Instance) -> PluginHandler {
+    pub(super) fn new(
+        name: Arc<str>,
+        instance: Instance,
+        counters: Arc<PluginCounters>,
+    ) -> PluginHandler {
         PluginHandler {
             name,
             instance,
             shut_down: AtomicBool::new(false),
+            counters,
         }
+    }
+
+    /// This version's counters.
+    pub fn counters(&self) -> &Arc<PluginCounters> {
+        &self.counters
     }
 
     /// Runs the plugin's shutdown hook, the first time only.
@@ -105,6 +118,7 @@ impl PluginHandler {
                 }
             },
             Err(panic) => {
+                self.counters.panicked();
                 log::error!(
                     "plugin {} panicked handling {} {}: {panic}",
                     self.name,
@@ -132,8 +146,14 @@ impl PluginRoute {
 }
 
 impl Handler for PluginRoute {
+    /// The call is counted in the plugin version's own counters (a clock reading before and after, and
+    /// stores into the worker's own shard: `docs/ARCHITECTURE.md` §15.2).
     fn handle(&self, req: &Request<'_>) -> Response {
-        self.plugin.handle_route(self.index, req)
+        let counters = &self.plugin.counters;
+        let started = counters.started();
+        let response = self.plugin.handle_route(self.index, req);
+        counters.finished(started, req.head.method, response.status);
+        response
     }
 }
 

@@ -6,7 +6,7 @@
 //! The library stays mapped: a retired version's code may still be on a worker's stack for a moment, and
 //! abi_stable never unloads (`docs/ARCHITECTURE.md` §8.6).
 
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use std::time::{Duration, Instant};
 
 use super::load::LoadedPlugin;
@@ -15,17 +15,43 @@ use super::load::LoadedPlugin;
 /// of its last request.
 const DRAIN_POLL: Duration = Duration::from_millis(5);
 
-/// Retires `plugin` (its routes are already gone from the router serving) and, on a thread of its own,
-/// waits for its requests in flight, then runs its shutdown hook.
-pub fn retire(plugin: LoadedPlugin, timeout: Duration) {
-    plugin.bulkhead().retire();
-    let drained = std::thread::Builder::new()
-        .name(format!("plugd-drain-{}", plugin.name()))
-        .spawn(move || drain(&plugin, timeout));
-    if let Err(err) = drained {
-        log::warn!(
-            "cannot start a thread to drain a retired plugin ({err}): its shutdown hook does not run"
-        );
+/// The versions retired whose shutdown hook has not returned yet (for the admin view: draining).
+#[derive(Default)]
+pub struct Draining {
+    versions: Mutex<Vec<Arc<LoadedPlugin>>>,
+}
+
+impl Draining {
+    /// Retires `plugin` (its routes are already gone from the router serving) and, on a thread of its
+    /// own, waits for its requests in flight, then runs its shutdown hook.
+    pub fn retire(self: &Arc<Self>, plugin: LoadedPlugin, timeout: Duration) {
+        plugin.bulkhead().retire();
+        let plugin = Arc::new(plugin);
+        self.lock().push(Arc::clone(&plugin));
+        let draining = Arc::clone(self);
+        let drained = std::thread::Builder::new()
+            .name(format!("plugd-drain-{}", plugin.name()))
+            .spawn(move || {
+                drain(&plugin, timeout);
+                draining.lock().retain(|other| !Arc::ptr_eq(other, &plugin));
+            });
+        if let Err(err) = drained {
+            log::warn!(
+                "cannot start a thread to drain a retired plugin ({err}): its shutdown hook does not run"
+            );
+        }
+    }
+
+    /// The versions still draining, oldest first.
+    pub fn versions(&self) -> Vec<Arc<LoadedPlugin>> {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<Arc<LoadedPlugin>>> {
+        // A list of `Arc`s: a panic cannot leave it half-written.
+        self.versions
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

@@ -20,9 +20,9 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use super::drain;
+use super::drain::{self, Draining};
 use super::error::{LoadError, LoadErrorKind};
 use super::load::{LoadedPlugin, open_contents, read, start};
 use super::{LoadPolicy, Plugins, discover, route_list};
@@ -45,6 +45,8 @@ pub struct LiveSettings {
 pub struct LivePlugins {
     routes: Arc<LiveRouter>,
     state: Mutex<State>,
+    /// Versions replaced or removed whose requests or shutdown hook are not done yet.
+    draining: Arc<Draining>,
 }
 
 struct State {
@@ -194,18 +196,6 @@ impl fmt::Display for ReloadReport {
     }
 }
 
-/// A plugin as the admin view shows it.
-#[derive(Clone, Debug)]
-pub struct PluginInfo {
-    pub name: String,
-    pub version: String,
-    pub file: PathBuf,
-    pub sha256: String,
-    pub loaded_at: SystemTime,
-    pub routes: Vec<(String, String)>,
-    pub in_flight: usize,
-}
-
 impl LivePlugins {
     /// Takes over the plugins loaded at startup (already registered on `router`, which becomes the live
     /// router).
@@ -244,6 +234,7 @@ impl LivePlugins {
                 serving,
                 refused,
             }),
+            draining: Arc::default(),
         }
     }
 
@@ -255,7 +246,7 @@ impl LivePlugins {
     /// Brings what serves in step with the plugin folder (the folder watcher's reload); see the module
     /// docs.
     pub fn rescan(&self) -> ReloadReport {
-        self.lock().reload(&self.routes)
+        self.lock().reload(&self.routes, &self.draining)
     }
 
     /// What `SIGHUP` and the admin listener's reload do: read the config file's `[plugins.NAME]` tables
@@ -275,33 +266,20 @@ impl LivePlugins {
                     log::warn!("config file not applied, the running configuration stays: {reason}")
                 })
         });
-        let mut report = state.reload(&self.routes);
+        let mut report = state.reload(&self.routes, &self.draining);
         report.config = config;
         report
     }
 
-    /// Every plugin serving, in file-name order.
-    pub fn plugins(&self) -> Vec<PluginInfo> {
-        self.lock()
-            .serving
-            .values()
-            .map(|version| {
-                let plugin = &version.plugin;
-                PluginInfo {
-                    name: plugin.name().to_owned(),
-                    version: plugin.version().to_owned(),
-                    file: plugin.path().to_owned(),
-                    sha256: plugin.sha256().to_owned(),
-                    loaded_at: plugin.loaded_at(),
-                    routes: plugin
-                        .routes()
-                        .into_iter()
-                        .map(|(method, pattern)| (method.to_owned(), pattern))
-                        .collect(),
-                    in_flight: plugin.bulkhead().in_flight(),
-                }
-            })
-            .collect()
+    /// Calls `visit` with every plugin version: those serving (`true`), in file-name order, then those
+    /// draining (`false`), oldest first.
+    pub fn visit_versions(&self, mut visit: impl FnMut(&LoadedPlugin, bool)) {
+        for version in self.lock().serving.values() {
+            visit(&version.plugin, true);
+        }
+        for plugin in self.draining.versions() {
+            visit(&plugin, false);
+        }
     }
 
     /// Runs every serving plugin's shutdown hook (each bounded by the shutdown timeout), at exit.
@@ -321,7 +299,7 @@ impl LivePlugins {
 }
 
 impl State {
-    fn reload(&mut self, routes: &LiveRouter) -> ReloadReport {
+    fn reload(&mut self, routes: &LiveRouter, draining: &Arc<Draining>) -> ReloadReport {
         let mut report = ReloadReport::default();
         let dir = self.settings.dir.clone();
         if let Err(reason) = self.settings.policy.trust.check_folder(&dir) {
@@ -378,7 +356,7 @@ impl State {
             log::info!("plugin {change}");
         }
         for plugin in retired {
-            drain::retire(plugin, self.settings.shutdown_timeout);
+            draining.retire(plugin, self.settings.shutdown_timeout);
         }
         report
     }

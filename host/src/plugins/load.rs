@@ -14,6 +14,7 @@ use super::error::{LoadError, LoadErrorKind};
 use super::private_copy::{self, Contents};
 use crate::config::{Mount, PluginTable};
 use crate::handler::Handler;
+use crate::metrics::PluginCounters;
 use crate::router::RouterBuilder;
 
 /// One plugin that loaded, passed the ABI checks and whose `init` accepted its configuration.
@@ -74,6 +75,11 @@ impl LoadedPlugin {
     /// The library it runs (a new instance of the same code can be started from it).
     pub(super) fn library(&self) -> Library {
         self.library
+    }
+
+    /// Its calls, statuses, durations and panics (this version's own).
+    pub fn counters(&self) -> &Arc<PluginCounters> {
+        self.handler.counters()
     }
 
     /// Registers all of its routes, or none if the router refuses one.
@@ -170,12 +176,17 @@ pub fn start(
     let limit = table
         .and_then(|t| t.max_in_flight)
         .unwrap_or(isolation.default_max_in_flight);
+    let counters = Arc::new(PluginCounters::new());
     Ok(LoadedPlugin {
         path: path.to_owned(),
         library,
         sha256: sha256.to_owned(),
         loaded_at: SystemTime::now(),
-        handler: Arc::new(PluginHandler::new(library.name().into(), instance)),
+        handler: Arc::new(PluginHandler::new(
+            library.name().into(),
+            instance,
+            counters,
+        )),
         mount: table.map(|t| t.mount.clone()).unwrap_or_default(),
         bulkhead: Arc::new(Bulkhead::new(
             library.name().into(),

@@ -46,6 +46,7 @@ pub use trust::TrustPolicy;
 pub use watch::spawn as watch;
 
 use crate::config::{Config, PluginTables};
+use crate::metrics::EVENTS;
 use crate::router::RouterBuilder;
 
 /// How plugin files are loaded: whether untrusted files are refused, and each plugin's bulkhead.
@@ -130,6 +131,7 @@ impl Plugins {
             };
             match outcome {
                 Ok(()) => {
+                    EVENTS.plugin_loads.count();
                     log::info!(
                         "plugin loaded: {} {} from {}: {}",
                         plugin.name(),
@@ -167,6 +169,7 @@ impl Plugins {
     }
 
     fn refuse(&mut self, err: LoadError) {
+        EVENTS.plugin_refusals.count();
         log::warn!("plugin refused: {err}");
         self.refused.push(err);
     }
