@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Plugins replaced under load: zero failed requests (docs/ARCHITECTURE.md §8.8).
 #
-# usage: bench/reload.sh [-n REPLACEMENTS] [-c CONNS] [-i INTERVAL]
+# usage: bench/reload.sh [-n REPLACEMENTS] [-c CONNS] [-i INTERVAL] [-b BUILT_DIR]
 #   Starts plugd (release) with the `live` fixture plugin (tests/fixtures/live_v1) and runs wrk -cCONNS
 #   (default 64) on GET /live while the plugin file is replaced REPLACEMENTS times (default 100), every
 #   INTERVAL seconds (default 0.15), alternating versions 1.0.0 and 2.0.0 (each written to a temporary
@@ -13,24 +13,32 @@
 #   Prints per run: requests, non-2xx, socket errors, bodies that are neither version, the time from the
 #   last replacement until the last version alone answers, and plugd's RSS after the first replacement
 #   and after the last. Targets: zero non-2xx, zero socket errors, zero other bodies, under 1 s.
+#   -b BUILT_DIR: use plugd and the fixtures already built there (e.g. target/debug after the tests)
+#   instead of building the release profile.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=bench/common.sh
 source "$ROOT/bench/common.sh"
-REPLACEMENTS=100 CONNS=64 INTERVAL=0.15
+REPLACEMENTS=100 CONNS=64 INTERVAL=0.15 BUILT=""
 while [[ $# -gt 0 ]]; do
   case $1 in
     -n) REPLACEMENTS=$2; shift 2 ;;  -c) CONNS=$2; shift 2 ;;  -i) INTERVAL=$2; shift 2 ;;
+    -b) BUILT=$(cd "$2" && pwd); shift 2 ;;
     *) awk 'NR > 1 && !/^#/ {exit} NR > 1 {sub(/^# ?/, ""); print}' "$0"; exit 2 ;;
   esac
 done
 
-build_plugd
-for fixture in live_v1 live_v2 live_broken; do
-  (cd "$ROOT/tests/fixtures/$fixture" && CARGO_TARGET_DIR=$TARGET cargo build --release)
-done
+if [[ -z $BUILT ]]; then
+  build_plugd
+  for fixture in live_v1 live_v2 live_broken; do
+    (cd "$ROOT/tests/fixtures/$fixture" && CARGO_TARGET_DIR=$TARGET cargo build --release)
+  done
+  BUILT=$TARGET/release
+fi
+PLUGD=$BUILT/plugd
+[[ -d $STATIC ]] || STATIC=$ROOT/static
 command -v wrk >/dev/null || { echo "wrk is missing (run $HARNESS/setup.sh)" >&2; exit 1; }
-V1=$TARGET/release/liblive_v1.so V2=$TARGET/release/liblive_v2.so BROKEN=$TARGET/release/liblive_broken.so
+V1=$BUILT/liblive_v1.so V2=$BUILT/liblive_v2.so BROKEN=$BUILT/liblive_broken.so
 OUT=$(mktemp -d "${TMPDIR:-/tmp}/plugd-reload.XXXXXX")
 PORT=${PORT:-28991}
 SERVER="" WRK=""
@@ -71,7 +79,7 @@ run() {  # run NAME: one scenario
   local name=$1 i version last body started waited rss_first=""
   DIR=$(mktemp -d "${TMPDIR:-/tmp}/plugd-reload-plugins.XXXXXX")
   install "$V1"
-  RUST_LOG=warn "$PLUGD" --port "$PORT" --plugin-dir "$DIR" --static-dir "$STATIC" --access-log off \
+  RUST_LOG=info "$PLUGD" --port "$PORT" --plugin-dir "$DIR" --static-dir "$STATIC" --access-log off \
     2> "$OUT/$name.log" &
   SERVER=$!
   for _ in $(seq 100); do curl -fs "http://127.0.0.1:$PORT/live" >/dev/null && break; sleep 0.1; done
@@ -89,20 +97,22 @@ run() {  # run NAME: one scenario
     if (( i % 2 )); then version=$V2 body="live 2.0.0"; else version=$V1 body="live 1.0.0"; fi
     if [[ $name == distinct ]]; then install "$version" "pad $i"; else install "$version"; fi
     started=$(date +%s.%N)
-    sleep "$INTERVAL"
+    (( i < REPLACEMENTS )) && sleep "$INTERVAL"
     [[ -z $rss_first ]] && rss_first=$(rss_kib)
   done
   last=$body
-  # The last version alone answers: 50 fresh connections in a row answer it.
+  # The first fresh connection answered by the last version, then 50 more in a row answered by it alone.
+  until [[ $(curl -s "http://127.0.0.1:$PORT/live") == "$last" ]]; do :; done
+  waited=$(awk -v s="$started" -v e="$(date +%s.%N)" 'BEGIN { printf "%.3f", e - s }')
   local streak=0
   while (( streak < 50 )); do
-    if [[ $(curl -s "http://127.0.0.1:$PORT/live") == "$last" ]]; then streak=$((streak + 1)); else streak=0; fi
+    if [[ $(curl -s "http://127.0.0.1:$PORT/live") == "$last" ]]; then streak=$((streak + 1)); else
+      echo "an older version answered after the last one had"; streak=0; fi
   done
-  waited=$(awk -v s="$started" -v e="$(date +%s.%N)" 'BEGIN { printf "%.3f", e - s }')
   wait "$WRK"; WRK=""
   echo "== $name: $REPLACEMENTS replacements every ${INTERVAL}s under wrk -c$CONNS"
   grep -E '^(bodies|requests)' "$OUT/$name.wrk"
-  echo "last version alone answers $waited s after the last replacement (50 fresh connections in a row, checking included)"
+  echo "last version answers $waited s after the last replacement (first fresh connection; 50 more in a row checked)"
   echo "RSS after the first replacement $rss_first KiB, after the last $(rss_kib) KiB"
   echo "log: $(grep -c 'plugin replaced' "$OUT/$name.log") replaced, $(grep -c 'plugin refused' "$OUT/$name.log") refused, $(grep -cE 'ERROR|panicked' "$OUT/$name.log") errors"
   kill -TERM "$SERVER"; wait "$SERVER" || true; SERVER=""
