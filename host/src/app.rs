@@ -51,7 +51,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
         )));
     }
     let live = Arc::new(LivePlugins::adopt(
-        plugins,
+        plugins.into_parts(),
         routes.build(),
         config.plugins.clone(),
         LiveSettings {

@@ -24,8 +24,8 @@ use std::time::Duration;
 
 use super::drain::{self, Draining};
 use super::error::{LoadError, LoadErrorKind};
-use super::load::{LoadedPlugin, open_contents, read, start};
-use super::{LoadPolicy, Plugins, discover, route_list};
+use super::folder::discover;
+use super::load::{LoadPolicy, LoadedPlugin, open_contents, read, route_list, start};
 use crate::config::{PluginTable, PluginTables, reread_plugin_tables};
 use crate::router::{LiveRouter, Router, RouterBuilder};
 
@@ -197,15 +197,14 @@ impl fmt::Display for ReloadReport {
 }
 
 impl LivePlugins {
-    /// Takes over the plugins loaded at startup (already registered on `router`, which becomes the live
-    /// router).
+    /// Takes over the plugins loaded at startup and the files refused then ([`super::Plugins::into_parts`]),
+    /// the plugins already registered on `router`, which becomes the live router.
     pub fn adopt(
-        plugins: Plugins,
+        (loaded, refused): (Vec<LoadedPlugin>, Vec<LoadError>),
         router: Router,
         tables: PluginTables,
         settings: LiveSettings,
     ) -> LivePlugins {
-        let (loaded, refused) = plugins.into_parts();
         let serving = loaded
             .into_iter()
             .map(|plugin| {

@@ -12,10 +12,37 @@ use super::adapter::{PluginHandler, PluginRoute};
 use super::bulkhead::{Bulkhead, Bulkheaded, Isolation};
 use super::error::{LoadError, LoadErrorKind};
 use super::private_copy::{self, Contents};
-use crate::config::{Mount, PluginTable};
+use super::trust::TrustPolicy;
+use crate::config::{Config, Mount, PluginTable};
 use crate::handler::Handler;
 use crate::metrics::PluginCounters;
 use crate::router::RouterBuilder;
+
+/// How plugin files are loaded: whether untrusted files are refused, and each plugin's bulkhead.
+#[derive(Clone, Copy, Debug)]
+pub struct LoadPolicy {
+    pub trust: TrustPolicy,
+    pub isolation: Isolation,
+}
+
+impl From<&Config> for LoadPolicy {
+    fn from(config: &Config) -> LoadPolicy {
+        LoadPolicy {
+            trust: if config.allow_insecure_plugins {
+                TrustPolicy::AllowInsecure
+            } else {
+                TrustPolicy::Strict
+            },
+            isolation: Isolation::from(config),
+        }
+    }
+}
+
+/// `GET /, GET /hello/{name}` for log lines.
+pub(super) fn route_list(routes: &[(&str, String)]) -> String {
+    let routes: Vec<String> = routes.iter().map(|(m, p)| format!("{m} {p}")).collect();
+    routes.join(", ")
+}
 
 /// One plugin that loaded, passed the ABI checks and whose `init` accepted its configuration.
 pub struct LoadedPlugin {

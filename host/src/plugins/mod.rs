@@ -24,6 +24,7 @@ mod bulkhead;
 mod check;
 mod drain;
 mod error;
+mod folder;
 mod live;
 mod load;
 mod private_copy;
@@ -31,55 +32,30 @@ mod slow_calls;
 mod trust;
 mod watch;
 
-use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 pub use adapter::{PluginHandler, PluginRoute};
 pub use bulkhead::{Bulkhead, Isolation, default_max_in_flight};
 pub use check::{CheckReport, check};
 pub use error::{LoadError, LoadErrorKind};
+use folder::discover;
 pub use live::{Change, LivePlugins, LiveSettings, ReloadReport};
-pub use load::LoadedPlugin;
+use load::route_list;
+pub use load::{LoadPolicy, LoadedPlugin};
 use load::{open_contents, read, start};
 pub use private_copy::remove_folder as remove_private_copies;
 pub use trust::TrustPolicy;
 pub use watch::spawn as watch;
 
-use crate::config::{Config, PluginTables};
+use crate::config::PluginTables;
 use crate::metrics::EVENTS;
 use crate::router::RouterBuilder;
-
-/// How plugin files are loaded: whether untrusted files are refused, and each plugin's bulkhead.
-#[derive(Clone, Copy, Debug)]
-pub struct LoadPolicy {
-    pub trust: TrustPolicy,
-    pub isolation: Isolation,
-}
-
-impl From<&Config> for LoadPolicy {
-    fn from(config: &Config) -> LoadPolicy {
-        LoadPolicy {
-            trust: if config.allow_insecure_plugins {
-                TrustPolicy::AllowInsecure
-            } else {
-                TrustPolicy::Strict
-            },
-            isolation: Isolation::from(config),
-        }
-    }
-}
 
 /// The plugins found in the plugin folder: those that loaded and started, and the files that were refused.
 #[derive(Default)]
 pub struct Plugins {
     loaded: Vec<LoadedPlugin>,
     refused: Vec<LoadError>,
-}
-
-/// `GET /, GET /hello/{name}` for log lines.
-fn route_list(routes: &[(&str, String)]) -> String {
-    let routes: Vec<String> = routes.iter().map(|(m, p)| format!("{m} {p}")).collect();
-    routes.join(", ")
 }
 
 impl Plugins {
@@ -164,7 +140,7 @@ impl Plugins {
     }
 
     /// The plugins that serve and the files refused, taken apart (for [`LivePlugins::adopt`]).
-    fn into_parts(self) -> (Vec<LoadedPlugin>, Vec<LoadError>) {
+    pub fn into_parts(self) -> (Vec<LoadedPlugin>, Vec<LoadError>) {
         (self.loaded, self.refused)
     }
 
@@ -201,31 +177,6 @@ fn prepare(
         tables.get(library.name()),
         &policy.isolation,
     )
-}
-
-/// The candidate plugin files directly inside `dir`, sorted by name.
-fn discover(dir: &Path) -> Vec<PathBuf> {
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(err) => {
-            log::warn!(
-                "plugin folder {} cannot be read ({err}): no plugins loaded",
-                dir.display()
-            );
-            return Vec::new();
-        }
-    };
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| {
-            path.extension()
-                .is_some_and(|ext| ext == std::env::consts::DLL_EXTENSION)
-        })
-        // `metadata` follows symlinks: a link to a library counts, a folder named `x.so` does not.
-        .filter(|path| fs::metadata(path).is_ok_and(|m| m.is_file()))
-        .collect();
-    files.sort();
-    files
 }
 
 #[cfg(test)]
