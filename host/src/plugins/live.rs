@@ -331,7 +331,10 @@ impl State {
         }
         self.refused.retain(|path, _| files.contains(path));
         for path in &files {
-            match self.consider(path) {
+            // Taken before the file is read: a refusal is remembered for the bytes it judged, so a file
+            // renamed over them meanwhile is still considered.
+            let status = FileStatus::of(path);
+            match self.consider(path, status) {
                 Ok(Some((change, old))) => {
                     report.changes.push(change);
                     retired.extend(old);
@@ -339,7 +342,7 @@ impl State {
                 Ok(None) => {}
                 Err(err) => {
                     log::warn!("plugin refused: {err}");
-                    self.refused.insert(path.clone(), FileStatus::of(path));
+                    self.refused.insert(path.clone(), status);
                     report.refused.push(err.to_string());
                 }
             }
@@ -365,8 +368,8 @@ impl State {
     fn consider(
         &mut self,
         path: &Path,
+        status: Option<FileStatus>,
     ) -> Result<Option<(Change, Option<LoadedPlugin>)>, LoadError> {
-        let status = FileStatus::of(path);
         let serving = self.serving.get(path);
         let table_of = |name: &str| self.tables.get(name).cloned();
         let unchanged = serving.is_some_and(|version| {
