@@ -32,26 +32,32 @@ const EVENTS: u32 = libc::IN_CREATE
     | libc::IN_DELETE_SELF
     | libc::IN_MOVE_SELF;
 
-/// Starts the watching thread; `reload` is called after each burst of changes.
+/// Starts watching (the inotify watch is in place when this returns) and the watching thread; `reload` is
+/// called once at once (a change between the startup scan and the watch would otherwise be missed), then
+/// after each burst of changes.
 pub fn spawn(dir: PathBuf, reload: impl Fn() + Send + 'static) -> io::Result<()> {
+    let inotify = Inotify::watch(&dir);
     std::thread::Builder::new()
         .name("plugd-watch".into())
-        .spawn(move || match Inotify::watch(&dir) {
-            Ok(inotify) => {
-                log::debug!("watching {} with inotify", dir.display());
-                inotify.run(&reload);
-                log::warn!(
-                    "plugin folder {} was moved or deleted: polling for it instead",
-                    dir.display()
-                );
-                poll(&dir, &reload);
-            }
-            Err(err) => {
-                log::warn!(
-                    "cannot watch {} with inotify ({err}): polling it every {POLL_EVERY:?} instead",
-                    dir.display()
-                );
-                poll(&dir, &reload);
+        .spawn(move || {
+            reload();
+            match inotify {
+                Ok(inotify) => {
+                    log::debug!("watching {} with inotify", dir.display());
+                    inotify.run(&reload);
+                    log::warn!(
+                        "plugin folder {} was moved or deleted: polling for it instead",
+                        dir.display()
+                    );
+                    poll(&dir, &reload);
+                }
+                Err(err) => {
+                    log::warn!(
+                        "cannot watch {} with inotify ({err}): polling it every {POLL_EVERY:?} instead",
+                        dir.display()
+                    );
+                    poll(&dir, &reload);
+                }
             }
         })
         .map(drop)
