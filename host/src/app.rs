@@ -6,13 +6,15 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::Signals;
 
 use crate::access_log;
-use crate::admin::{self, Admin, PluginCatalog, StaticCatalog};
+use crate::admin::{self, Admin, PluginCatalog};
 use crate::config::Config;
-use crate::plugins::{self, CheckReport, Isolation, Plugins};
+use crate::plugins::{
+    self, CheckReport, Isolation, LivePlugins, LiveSettings, LoadPolicy, LoadedPlugin, Plugins,
+};
 use crate::router::RouterBuilder;
 use crate::server::{Server, ShutdownHandle};
 use crate::static_files::StaticFiles;
@@ -37,31 +39,48 @@ pub fn run(config: Config) -> Result<(), StartError> {
     check_descriptor_limit(&config);
     access_log::start(&config.access_log)
         .map_err(|err| StartError::Config(format!("cannot open the access log: {err}")))?;
-    let mut routes = routes_before_plugins(&config)?;
-    let mut plugins = Plugins::load_dir(&config.plugin_dir, &config.plugins);
-    plugins.register(&mut routes, &Isolation::from(&config));
+    let policy = LoadPolicy::from(&config);
+    let base_routes = base_routes(&config);
+    let mut routes = base_routes();
+    let mut plugins = Plugins::load_dir(&config.plugin_dir, &config.plugins, &policy);
+    plugins.register(&mut routes);
     if config.strict_plugins && !plugins.refused().is_empty() {
         return Err(StartError::Config(format!(
             "{} plugin file(s) refused and --strict-plugins is set",
             plugins.refused().len()
         )));
     }
-    let chain = plugins::middleware_chain(&config.middleware, plugins.loaded(), &config.plugins)
+    let loaded: Vec<&LoadedPlugin> = plugins.loaded().iter().collect();
+    let chain = plugins::middleware_chain(&config.middleware, &loaded, &config.plugins)
         .map_err(StartError::Config)?;
     if !config.middleware.is_empty() {
         log::info!("middleware: {}", config.middleware.join(" -> "));
     }
     routes.set_middleware(chain);
-    let server = Server::bind(&config, routes.build())
+    let live = Arc::new(LivePlugins::adopt(
+        plugins.into_parts(),
+        routes.build(),
+        config.plugins.clone(),
+        LiveSettings {
+            dir: config.plugin_dir.clone(),
+            config_file: config.config_file.clone(),
+            policy,
+            shutdown_timeout: config.timeouts.shutdown,
+            base_routes,
+            middleware: config.middleware.clone(),
+        },
+    ));
+    let server = Server::bind_live(&config, Arc::clone(live.routes()))
         .map_err(|err| StartError::Io(format!("cannot listen on {}: {err}", config.addr)))?;
+    let watched = Arc::clone(&live);
+    plugins::watch(config.plugin_dir.clone(), move || {
+        watched.rescan();
+    })
+    .map_err(|err| StartError::Io(format!("cannot start the plugin folder watcher: {err}")))?;
     // Before `listening on`: whoever waits for that line may signal at once, or ask the admin listener.
-    watch_signals(server.shutdown_handle())?;
+    watch_signals(server.shutdown_handle(), Arc::clone(&live))?;
     let admin = match config.admin {
-        Some(addr) => Some(start_admin(
-            addr,
-            StaticCatalog::new(plugins.loaded()),
-            &server,
-        )?),
+        Some(addr) => Some(start_admin(addr, Arc::clone(&live) as _, &server)?),
         None => None,
     };
     log::info!(
@@ -76,36 +95,46 @@ pub fn run(config: Config) -> Result<(), StartError> {
     }
     let served = server.run();
     access_log::flush();
-    plugins.shutdown();
+    live.shutdown();
+    plugins::remove_private_copies();
     served.map_err(|err| StartError::Io(format!("serving failed: {err}")))?;
     log::info!("shut down cleanly");
     Ok(())
 }
 
 /// `plugd check FILE`: the plugin at `path` as [`run`] would load it, registered after the same routes.
-pub fn check(config: &Config, path: &Path) -> Result<CheckReport, StartError> {
-    let mut routes = routes_before_plugins(config)?;
-    Ok(plugins::check(path, &config.plugins, &mut routes))
+pub fn check(config: &Config, path: &Path) -> CheckReport {
+    let mut routes = base_routes(config)();
+    let report = plugins::check(path, &config.plugins, &Isolation::from(config), &mut routes);
+    plugins::remove_private_copies();
+    report
 }
 
-/// The routes registered before any plugin's, which plugins therefore cannot take: `static`.
-fn routes_before_plugins(config: &Config) -> Result<RouterBuilder, StartError> {
-    let mut routes = RouterBuilder::new();
+/// The route registered before any plugin's, which plugins therefore cannot take.
+const STATIC_ROUTE: (&str, &str) = ("GET", "/static/{*path}");
+
+/// The routes registered before any plugin's, which plugins therefore cannot take (`static`): built for
+/// the first router and again for every router a reload builds, sharing one static-files handler.
+fn base_routes(config: &Config) -> Box<dyn Fn() -> RouterBuilder + Send> {
     let static_files = Arc::new(StaticFiles::new(&config.static_dir));
-    routes
-        .add_all(&[("GET", "/static/{*path}")], "static", static_files)
-        .map_err(|err| StartError::Config(format!("static route: {err}")))?;
-    Ok(routes)
+    Box::new(move || {
+        let mut routes = RouterBuilder::new();
+        // A constant, valid route on an empty table: the router has no reason to refuse it.
+        if let Err(err) = routes.add_all(&[STATIC_ROUTE], "static", static_files.clone()) {
+            log::error!("bug: static route: {err}");
+        }
+        routes
+    })
 }
 
 /// Starts the admin listener on `addr` over `catalog` and the server's gauges; returns its address.
 fn start_admin(
     addr: SocketAddr,
-    catalog: impl PluginCatalog + 'static,
+    catalog: Arc<dyn PluginCatalog>,
     server: &Server,
 ) -> Result<SocketAddr, StartError> {
     let admin = Admin {
-        catalog: Arc::new(catalog),
+        catalog,
         server: server.stats(),
     };
     admin::start(addr, admin)
@@ -125,9 +154,10 @@ fn check_descriptor_limit(config: &Config) {
 }
 
 /// SIGINT or SIGTERM starts a graceful shutdown; a second one ends the process at once. SIGUSR1 reopens
-/// the access log file (logrotate's `postrotate`, as for nginx).
-fn watch_signals(handle: ShutdownHandle) -> Result<(), StartError> {
-    let mut signals = Signals::new([SIGINT, SIGTERM, SIGUSR1])
+/// the access log file (logrotate's `postrotate`, as for nginx). SIGHUP re-reads the config file's plugin
+/// tables and rescans the plugin folder (nginx's reload signal).
+fn watch_signals(handle: ShutdownHandle, live: Arc<LivePlugins>) -> Result<(), StartError> {
+    let mut signals = Signals::new([SIGINT, SIGTERM, SIGUSR1, SIGHUP])
         .map_err(|err| StartError::Io(format!("cannot handle signals: {err}")))?;
     std::thread::Builder::new()
         .name("plugd-signals".into())
@@ -136,6 +166,12 @@ fn watch_signals(handle: ShutdownHandle) -> Result<(), StartError> {
             for signal in signals.forever() {
                 if signal == SIGUSR1 {
                     access_log::reopen();
+                } else if signal == SIGHUP {
+                    log::info!(
+                        "SIGHUP: re-reading the config file and rescanning the plugin folder"
+                    );
+                    let report = live.reload();
+                    log::info!("SIGHUP: {}", report.summary());
                 } else if !stopping {
                     log::info!("signal {signal}: shutting down (finishing in-flight requests)");
                     handle.shutdown();

@@ -52,9 +52,14 @@ pub struct Args {
     /// Folder served under /static/.
     #[arg(long, env = "PLUGD_STATIC_DIR", default_value = "static")]
     pub static_dir: PathBuf,
-    /// Folder scanned at startup for plugin libraries (*.so directly inside it).
+    /// Folder of plugin libraries (*.so directly inside it), watched while serving: a file added, replaced
+    /// (write a temporary name, then rename it over the old one) or removed takes effect within a second.
     #[arg(long, env = "PLUGD_PLUGIN_DIR", default_value = "plugins")]
     pub plugin_dir: PathBuf,
+    /// Load plugin files and folders that others than plugd's user or root could write, and symlinks
+    /// leading out of the folder (refused by default), with a warning.
+    #[arg(long, env = "PLUGD_ALLOW_INSECURE_PLUGINS")]
+    pub allow_insecure_plugins: bool,
     /// Refuse to start (exit 2) if any plugin file is refused.
     #[arg(long, env = "PLUGD_STRICT_PLUGINS")]
     pub strict_plugins: bool,
@@ -259,7 +264,11 @@ pub struct Config {
     pub addr: SocketAddr,
     pub static_dir: PathBuf,
     pub plugin_dir: PathBuf,
+    /// Load plugin files others could write (with a warning) instead of refusing them.
+    pub allow_insecure_plugins: bool,
     pub strict_plugins: bool,
+    /// The `--config` file, re-read on `SIGHUP`.
+    pub config_file: Option<PathBuf>,
     /// Workers started at once, and the count the pool shrinks back to.
     pub threads: usize,
     /// Most workers while handlers block (at least `threads`).
@@ -338,6 +347,15 @@ impl Invocation {
     }
 }
 
+/// The `[plugins.NAME]` tables of the config file at `path`, read again (on `SIGHUP`). The whole file is
+/// checked as at startup, so a file that would not start plugd is refused; its other settings take effect
+/// at the next start.
+pub fn reread_plugin_tables(path: &std::path::Path) -> Result<PluginTables, String> {
+    let settings = file::ConfigFile::read(path)?;
+    let (_, plugins) = settings.apply(Args::command())?;
+    Ok(plugins)
+}
+
 impl Config {
     pub fn from_args(args: Args) -> Config {
         let threads = args.threads.map_or_else(default_threads, usize::from);
@@ -345,7 +363,9 @@ impl Config {
             addr: SocketAddr::new(args.host, args.port),
             static_dir: args.static_dir,
             plugin_dir: args.plugin_dir,
+            allow_insecure_plugins: args.allow_insecure_plugins,
             strict_plugins: args.strict_plugins,
+            config_file: args.config,
             threads,
             max_threads: usize::from(args.max_threads).max(threads),
             slow_handler: args.slow_handler,

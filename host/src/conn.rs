@@ -33,7 +33,7 @@ use crate::http::response::{self, CONTINUE, Delimit, Framing};
 use crate::http::{BodyFraming, RequestHead, Version, parse_head};
 use crate::metrics;
 use crate::rate_limit::{self, ClientSlot, RateLimiter};
-use crate::router::{RouteMatch, Router};
+use crate::router::{LiveRouter, RouteMatch, Router};
 use crate::streaming::{OutStream, Pump, Schedule};
 use crate::sys;
 use crate::upload::Upload;
@@ -72,9 +72,12 @@ pub enum Next {
 
 /// Everything a connection needs from the server while it is served.
 pub struct Context<'a> {
+    /// The worker's snapshot of `live`, taken before this connection was served.
     pub router: &'a Router,
     /// The per-client request limit, if one is set: checked before any filter or handler runs.
     pub rate_limit: Option<&'a RateLimiter>,
+    /// The routes serving now: a request whose plugin version was retired meanwhile is routed again there.
+    pub live: &'a LiveRouter,
     pub limits: &'a Limits,
     pub timeouts: &'a Timeouts,
     /// Set when the server starts draining: answer what is in flight, with `Connection: close`.
@@ -486,7 +489,7 @@ impl Conn {
             head,
             sent,
             started,
-            (by.name, request_id.as_deref()),
+            (&by.name, request_id.as_deref()),
         );
         self.reading = if keep_alive {
             Reading::Idle
@@ -543,7 +546,7 @@ impl Conn {
                 head,
                 (failed.status(), 0),
                 started,
-                (answer.1.name, None),
+                (&answer.1.name, None),
             );
             self.refuse(scratch, cx, failed.status(), failed.reason());
             return Some(buf.len());
@@ -649,7 +652,7 @@ impl Conn {
             head,
             sent,
             started,
-            (by.name, request_id.as_deref()),
+            (&by.name, request_id.as_deref()),
         );
         self.reading = Reading::Closing { linger: true };
     }
@@ -979,7 +982,7 @@ fn answer<'r>(
     started: Instant,
 ) -> (Response, AnsweredBy<'r>) {
     let (response, by) = rate_limit::admit(cx.rate_limit, request, cx.now, || {
-        dispatch::dispatch(cx.router, request)
+        dispatch::dispatch(cx.router, cx.live, request)
     });
     metrics::record_request(by.series, request.head.method, response.status, started);
     (response, by)
@@ -1034,7 +1037,7 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use crate::handler::Handler;
-    use crate::router::RouterBuilder;
+    use crate::router::{LiveRouter, RouterBuilder};
 
     /// Answers with the request's body; `GET /big` with 4 MiB, more than a socket buffer holds.
     struct Echo;
@@ -1062,7 +1065,7 @@ mod tests {
     struct Pair {
         conn: Conn,
         client: UnixStream,
-        router: Router,
+        routes: LiveRouter,
         config: Config,
         shutdown: OnceLock<Instant>,
         scratch: Scratch,
@@ -1088,7 +1091,7 @@ mod tests {
             Pair {
                 conn,
                 client,
-                router: routes.build(),
+                routes: LiveRouter::new(routes.build()),
                 config,
                 shutdown: OnceLock::new(),
                 scratch: Scratch::default(),
@@ -1104,8 +1107,10 @@ mod tests {
 
         fn serve(&mut self, now: Instant) -> Next {
             let date = *b"Thu, 26 Nov 2026 20:00:00 GMT";
+            let router = self.routes.current();
             let cx = Context {
-                router: &self.router,
+                router: &router,
+                live: &self.routes,
                 rate_limit: None,
                 limits: &self.config.limits,
                 timeouts: &self.config.timeouts,

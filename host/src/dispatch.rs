@@ -3,11 +3,12 @@
 //! reaches the worker. A request the engine refuses after reading its head (413) is answered here too, so the
 //! chain sees every answer that has a request (docs/ARCHITECTURE.md §15).
 
+use std::borrow::Cow;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use crate::handler::{Request, Response};
+use crate::handler::{Request, Response, Retired};
 use crate::metrics::{self, SeriesId};
-use crate::router::{RouteMatch, Router};
+use crate::router::{LiveRouter, RouteMatch, Router};
 
 /// Methods defined by RFC 9110 §9 and RFC 5789 (PATCH); anything else is answered 501 (RFC 9110 §9.1).
 const KNOWN_METHODS: [&str; 9] = [
@@ -17,10 +18,16 @@ const KNOWN_METHODS: [&str; 9] = [
 /// Who answered, for the access log.
 pub const BUILTIN: &str = "builtin";
 
+/// Most times a request is routed again because the plugin version that its route belonged to was retired
+/// meanwhile: each retry takes the router serving now, which no longer holds that version, so a second
+/// retry needs a second replacement within microseconds; a third try that still finds a retired version is
+/// answered 503.
+const MAX_ROUTINGS: usize = 3;
+
 /// Who answered a request: its name for the access log, the series its metrics go to.
-#[derive(Clone, Copy)]
 pub struct AnsweredBy<'r> {
-    pub name: &'r str,
+    /// Borrowed from the worker's router; owned when the request was routed again on a newer one.
+    pub name: Cow<'r, str>,
     pub series: SeriesId,
 }
 
@@ -29,23 +36,37 @@ impl AnsweredBy<'_> {
     fn builtin() -> AnsweredBy<'static> {
         AnsweredBy::from(BUILTIN)
     }
+
+    /// The same, owning its name: the answer of a router newer than the worker's.
+    fn into_owned(self) -> AnsweredBy<'static> {
+        AnsweredBy {
+            name: Cow::Owned(self.name.into_owned()),
+            series: self.series,
+        }
+    }
 }
 
 /// An answer from no route (a built-in one, or a filter's own): counted in the unmatched series.
 impl<'r> From<&'r str> for AnsweredBy<'r> {
     fn from(name: &'r str) -> AnsweredBy<'r> {
         AnsweredBy {
-            name,
+            name: Cow::Borrowed(name),
             series: metrics::unmatched_series(),
         }
     }
 }
 
-/// Routes `req` and calls its handler, inside the middleware chain. Returns the response and who produced
-/// it.
+/// Routes `req` on `router` (the worker's snapshot of `live`) and calls its handler, inside the middleware
+/// chain. Returns the response and who produced it.
 #[inline]
-pub fn dispatch<'r>(router: &'r Router, req: &Request<'_>) -> (Response, AnsweredBy<'r>) {
-    router.middleware().around(req, |req| route(router, req))
+pub fn dispatch<'r>(
+    router: &'r Router,
+    live: &LiveRouter,
+    req: &Request<'_>,
+) -> (Response, AnsweredBy<'r>) {
+    router
+        .middleware()
+        .around(req, |req| route(router, live, req))
 }
 
 /// The built-in answer `status` (with `reason` as its text) to a request the engine refused after its head,
@@ -64,8 +85,13 @@ pub fn refused<'r>(
     })
 }
 
-/// Routes `req` and calls its handler.
-fn route<'r>(router: &'r Router, req: &Request<'_>) -> (Response, AnsweredBy<'r>) {
+/// Routes `req` and calls its handler. A route whose plugin version was retired since the snapshot was taken
+/// is routed again on the current router (`docs/ARCHITECTURE.md` §7.1).
+fn route<'r>(
+    router: &'r Router,
+    live: &LiveRouter,
+    req: &Request<'_>,
+) -> (Response, AnsweredBy<'r>) {
     let method = req.head.method;
     if !KNOWN_METHODS.contains(&method) {
         return (
@@ -73,14 +99,39 @@ fn route<'r>(router: &'r Router, req: &Request<'_>) -> (Response, AnsweredBy<'r>
             AnsweredBy::builtin(),
         );
     }
-    match router.lookup(method, req.head.path) {
+    if let Ok(answered) = route_and_call(router, req) {
+        return answered;
+    }
+    for _ in 1..MAX_ROUTINGS {
+        let current = live.current();
+        if let Ok((response, by)) = route_and_call(&current, req) {
+            return (response, by.into_owned());
+        }
+    }
+    log::warn!(
+        "{} {}: plugins were replaced {MAX_ROUTINGS} times while it was being routed",
+        req.head.method,
+        req.head.path
+    );
+    (
+        Response::text(503, "Service Unavailable"),
+        AnsweredBy::builtin(),
+    )
+}
+
+/// One routing of `req` on `router` and its handler's answer; `Err`: the handler was retired.
+fn route_and_call<'r>(
+    router: &'r Router,
+    req: &Request<'_>,
+) -> Result<(Response, AnsweredBy<'r>), Retired> {
+    match router.lookup(req.head.method, req.head.path) {
         RouteMatch::Found { route, params } => {
             let req = Request {
                 params: &params,
                 ..*req
             };
-            let response = match catch_unwind(AssertUnwindSafe(|| route.handler.handle(&req))) {
-                Ok(response) => response,
+            let response = match catch_unwind(AssertUnwindSafe(|| route.handler.try_handle(&req))) {
+                Ok(answer) => answer?,
                 Err(panic) => {
                     log::error!(
                         "handler of {} for {} {} panicked: {}",
@@ -93,16 +144,16 @@ fn route<'r>(router: &'r Router, req: &Request<'_>) -> (Response, AnsweredBy<'r>
                 }
             };
             let by = AnsweredBy {
-                name: &route.owner,
+                name: Cow::Borrowed(&route.owner),
                 series: route.series,
             };
-            (response, by)
+            Ok((response, by))
         }
-        RouteMatch::MethodNotAllowed { allow } => (
+        RouteMatch::MethodNotAllowed { allow } => Ok((
             Response::text(405, "Method Not Allowed").with_header("Allow", allow),
             AnsweredBy::builtin(),
-        ),
-        RouteMatch::NotFound => (Response::text(404, "Not Found"), AnsweredBy::builtin()),
+        )),
+        RouteMatch::NotFound => Ok((Response::text(404, "Not Found"), AnsweredBy::builtin())),
     }
 }
 /// The text a panic was raised with, when it was a string.

@@ -309,7 +309,18 @@ pub trait Handler: Send + Sync {
     fn streams_body(&self) -> bool {
         false
     }
+
+    /// Answers `req`, unless this handler was retired (its plugin replaced or removed) after the router
+    /// that found it was taken: then the request must be routed again on the current router. Only handlers
+    /// that can be retired override it; dispatch calls this one (`docs/ARCHITECTURE.md` §7.1).
+    fn try_handle(&self, req: &Request<'_>) -> Result<Response, Retired> {
+        Ok(self.handle(req))
+    }
 }
+
+/// A handler's version stopped serving between the route lookup and the call; nothing of it ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retired;
 
 #[cfg(test)]
 mod tests {

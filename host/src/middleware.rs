@@ -35,6 +35,7 @@ pub trait Filter: Send + Sync {
 }
 
 /// One filter of the chain: its name (the plugin's), the path prefixes it is limited to, the filter.
+#[derive(Clone)]
 pub struct ChainLink {
     name: Arc<str>,
     /// Empty: every path.
@@ -69,8 +70,9 @@ impl ChainLink {
     }
 }
 
-/// The filters around every answer, in configuration order.
-#[derive(Default)]
+/// The filters around every answer, in configuration order. A clone shares the filters: a reload that
+/// cannot build a new chain keeps serving the running one.
+#[derive(Default, Clone)]
 pub struct Chain {
     links: Vec<ChainLink>,
 }

@@ -1,4 +1,6 @@
-//! `(method, pattern)` -> handler. Built once at startup, then shared read-only by every worker.
+//! `(method, pattern)` -> handler. A [`Router`] is built, then shared read-only by every worker; a
+//! [`LiveRouter`] holds the one currently serving and swaps in a new one when plugins change
+//! (`docs/ARCHITECTURE.md` §7.1), without a shared lock on the request path.
 //!
 //! Pattern syntax, matching and precedence are `plugin_api::routing`'s, shared with the plugin authors' test
 //! helper so that a plugin's unit tests route exactly as plugd does. In short: exact segments, `{name}` and a
@@ -11,7 +13,8 @@
 //! the filters around them are what decides a request's answer, and are replaced together.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use plugin_api::routing::{ANY_METHOD, Lookup, Pattern, Table};
 
@@ -215,6 +218,71 @@ impl Router {
     /// Every route, in registration order (for the admin view and logs).
     pub fn routes(&self) -> impl Iterator<Item = &Route> {
         self.table.values()
+    }
+}
+
+/// The router currently serving, replaced as a whole when plugins are added, replaced or removed.
+///
+/// Readers never take its lock per request: each worker keeps a [`RouterCache`] and compares one
+/// generation number (a read-only shared cache line) before each connection it serves; only after a swap
+/// does it lock once to take the new snapshot. A snapshot stays valid for as long as anyone holds it, so a
+/// request that started on the old routes finishes on them.
+pub struct LiveRouter {
+    current: Mutex<Arc<Router>>,
+    /// Incremented after each swap, under the lock.
+    generation: AtomicU64,
+}
+
+impl LiveRouter {
+    pub fn new(router: Router) -> LiveRouter {
+        LiveRouter {
+            current: Mutex::new(Arc::new(router)),
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    /// The router serving now (one lock: for the rare path, not per request).
+    pub fn current(&self) -> Arc<Router> {
+        Arc::clone(&self.lock())
+    }
+
+    /// Serves `router` from now on; connections pick it up before their next request.
+    pub fn swap(&self, router: Router) {
+        let mut current = self.lock();
+        *current = Arc::new(router);
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// A worker's cache of the current router.
+    pub fn cache(&self) -> RouterCache {
+        let current = self.lock();
+        RouterCache {
+            generation: self.generation.load(Ordering::Acquire),
+            router: Arc::clone(&current),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Arc<Router>> {
+        // The guarded value is a plain `Arc` swap: a panic cannot leave it half-written.
+        self.current
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// One worker's snapshot of a [`LiveRouter`], refreshed when its generation moved.
+pub struct RouterCache {
+    generation: u64,
+    router: Arc<Router>,
+}
+
+impl RouterCache {
+    /// The router to serve the next connection with: the cached one unless a swap happened since.
+    pub fn refresh(&mut self, live: &LiveRouter) -> &Router {
+        if live.generation.load(Ordering::Acquire) != self.generation {
+            *self = live.cache();
+        }
+        &self.router
     }
 }
 
@@ -565,5 +633,22 @@ mod tests {
             Arc::new(Nop),
         )
         .unwrap();
+    }
+
+    #[test]
+    fn a_cache_keeps_its_snapshot_until_a_swap_then_takes_the_new_one() {
+        let live = LiveRouter::new(router(&[("GET", "/old")]));
+        let mut cache = live.cache();
+        let held = live.current();
+        expect(cache.refresh(&live), &[("GET", "/old", "GET /old")]);
+        live.swap(router(&[("GET", "/new")]));
+        expect(
+            &held,
+            &[("GET", "/old", "GET /old"), ("GET", "/new", "404")],
+        );
+        expect(
+            cache.refresh(&live),
+            &[("GET", "/new", "GET /new"), ("GET", "/old", "404")],
+        );
     }
 }

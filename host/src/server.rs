@@ -22,7 +22,7 @@ use crate::config::Config;
 use crate::connections::LISTENER;
 use crate::metrics::prometheus::Gauges;
 use crate::poller::Poller;
-use crate::router::Router;
+use crate::router::{LiveRouter, Router};
 use crate::sys;
 use crate::worker::{self, Shared};
 
@@ -37,6 +37,12 @@ pub struct Server {
 impl Server {
     /// Binds `config.addr` and registers the listener; connections are accepted once [`Server::run`] runs.
     pub fn bind(config: &Config, router: Router) -> io::Result<Server> {
+        Server::bind_live(config, Arc::new(LiveRouter::new(router)))
+    }
+
+    /// [`Server::bind`] serving whatever router `routes` holds at each moment (plugins added, replaced
+    /// and removed while serving).
+    pub fn bind_live(config: &Config, routes: Arc<LiveRouter>) -> io::Result<Server> {
         let listener = TcpListener::bind(config.addr)?;
         sys::set_listen_backlog(&listener, LISTEN_BACKLOG)?;
         listener.set_nonblocking(true)?;
@@ -45,7 +51,7 @@ impl Server {
         let addr = listener.local_addr()?;
         let poller = Poller::new()?;
         poller.add_listener(listener.as_raw_fd(), LISTENER)?;
-        let shared = Shared::new(config, router, poller, listener)?;
+        let shared = Shared::new(config, routes, poller, listener)?;
         Ok(Server {
             shared: Arc::new(shared),
             addr,

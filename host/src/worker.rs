@@ -32,7 +32,7 @@ use crate::poller::{Event, Events, Poller};
 use crate::pool::{self, Pool, Wake};
 use crate::rate_limit::{ClientConnections, RateLimiter};
 use crate::ready::Ready;
-use crate::router::Router;
+use crate::router::{LiveRouter, RouterCache};
 use crate::streaming::Schedule;
 use crate::sys;
 
@@ -57,7 +57,8 @@ pub(crate) struct Shared {
     listener: Mutex<Option<TcpListener>>,
     /// Accepting stopped because the process ran out of descriptors; the sweep resumes it.
     accept_paused: AtomicBool,
-    router: Router,
+    /// The routes serving now; each worker serves from its own [`RouterCache`] of them.
+    routes: Arc<LiveRouter>,
     limits: Limits,
     timeouts: Timeouts,
     max_connections: usize,
@@ -82,7 +83,7 @@ impl Shared {
     /// signal is registered here, under [`WAKER`].
     pub(crate) fn new(
         config: &Config,
-        router: Router,
+        routes: Arc<LiveRouter>,
         poller: Poller,
         listener: TcpListener,
     ) -> io::Result<Shared> {
@@ -94,7 +95,7 @@ impl Shared {
             connections: Connections::default(),
             listener: Mutex::new(Some(listener)),
             accept_paused: AtomicBool::new(false),
-            router,
+            routes,
             limits: config.limits.clone(),
             timeouts: config.timeouts,
             max_connections: config.max_connections,
@@ -190,6 +191,7 @@ fn start(shared: &Arc<Shared>, id: usize, in_loop: bool) -> io::Result<()> {
 fn work(shared: &Arc<Shared>, id: usize, in_loop: bool) {
     let pool = &shared.pool;
     let mut scratch = Scratch::default();
+    let mut routes = shared.routes.cache();
     let mut events = Events::with_capacity(EVENTS_PER_WAIT);
     pool.register_worker(id);
     if !in_loop && !wait_as_spare(shared, id) {
@@ -217,7 +219,7 @@ fn work(shared: &Arc<Shared>, id: usize, in_loop: bool) {
             Some(event) if event.token == WAKER => shared.ready.clear_signal(),
             Some(event) => {
                 pool.start_serving(id, micros);
-                serve(shared, event, now, &mut scratch);
+                serve(shared, event, now, &mut scratch, &mut routes);
                 pool.stop_serving(id, micros);
             }
             None => {}
@@ -250,6 +252,7 @@ fn wait_as_spare(shared: &Arc<Shared>, id: usize) -> bool {
 /// connections in their place; it never runs a handler.
 fn keep(shared: &Shared) {
     let mut scratch = Scratch::default();
+    let mut routes = shared.routes.cache();
     loop {
         if shared.pool.wait_ended(SWEEP_EVERY) {
             return;
@@ -269,14 +272,14 @@ fn keep(shared: &Shared) {
         let micros = shared.pool.micros_at(now);
         let last_turn = shared.last_sweep.load(Ordering::Relaxed) * 1000;
         if pool::stalled(last_turn, micros) {
-            keep_stalled(shared, now, &mut scratch);
+            keep_stalled(shared, now, &mut scratch, &mut routes);
         }
     }
 }
 
 /// What the workers would do without running a handler: accept what waits, and close the connections whose
 /// deadline passed (or, shutting down, that are idle).
-fn keep_stalled(shared: &Shared, now: Instant, scratch: &mut Scratch) {
+fn keep_stalled(shared: &Shared, now: Instant, scratch: &mut Scratch, routes: &mut RouterCache) {
     for _ in 0..KEEPER_ACCEPTS {
         if !accept(shared) {
             break;
@@ -285,7 +288,7 @@ fn keep_stalled(shared: &Shared, now: Instant, scratch: &mut Scratch) {
     let shutting_down = shared.shutdown_deadline.get().is_some();
     for expired in shared.connections.expire(now, shutting_down) {
         // An expired connection is closed (after a 408 if a request was half-received): no handler runs.
-        serve(shared, expired, now, scratch);
+        serve(shared, expired, now, scratch, routes);
     }
 }
 
@@ -317,14 +320,21 @@ fn next_event(shared: &Shared, events: &mut Events) -> Option<Event> {
 
 /// Serves the connection `event` is for, unless it is stale or another worker holds it, then parks or
 /// closes it as the connection says.
-fn serve(shared: &Shared, event: Event, now: Instant, scratch: &mut Scratch) {
+fn serve(
+    shared: &Shared,
+    event: Event,
+    now: Instant,
+    scratch: &mut Scratch,
+    routes: &mut RouterCache,
+) {
     let token = event.token;
     let Some(mut conn) = shared.connections.take(event) else {
         return;
     };
     let date = date::now();
     let cx = Context {
-        router: &shared.router,
+        router: routes.refresh(&shared.routes),
+        live: &shared.routes,
         rate_limit: shared.rate_limit.as_ref(),
         limits: &shared.limits,
         timeouts: &shared.timeouts,

@@ -2,14 +2,15 @@
 //! doing, and to reload them. The listener knows nothing else about plugins, so the registry that loads
 //! them (startup only, or live reloading) can change without touching the listener.
 //!
-//! [`StaticCatalog`] is the plugins loaded at startup, which never change: its reload says so honestly.
+//! The live registry ([`LivePlugins`]) is the catalog: its versions serving and draining, and its reload,
+//! which is what `SIGHUP` does.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::metrics::PluginCounters;
-use crate::plugins::LoadedPlugin;
+use crate::plugins::{LivePlugins, LoadedPlugin};
 
 /// The loaded plugins and their reloading, as the admin listener sees them. Called from the admin thread
 /// while the workers serve.
@@ -70,47 +71,48 @@ pub struct ReloadReport {
     pub not_attempted: Option<String>,
 }
 
-/// The plugins loaded at startup, for a plugd that does not reload them.
-pub struct StaticCatalog {
-    plugins: Vec<PluginStatus>,
-}
-
-impl StaticCatalog {
-    /// The catalog of `loaded`, every one of them serving.
-    pub fn new(loaded: &[LoadedPlugin]) -> StaticCatalog {
-        let plugins = loaded
-            .iter()
-            .map(|plugin| PluginStatus {
-                name: plugin.name().to_owned(),
-                version: plugin.version().to_owned(),
-                file: plugin.path().to_owned(),
-                sha256: plugin.sha256().to_owned(),
-                loaded_at: plugin.loaded_at(),
-                state: PluginState::Serving,
-                routes: plugin
-                    .routes()
-                    .into_iter()
-                    .map(|(method, pattern)| (method.to_owned(), pattern))
-                    .collect(),
-                counters: Arc::clone(plugin.counters()),
-            })
-            .collect();
-        StaticCatalog { plugins }
+/// One version as the admin view shows it.
+fn status(plugin: &LoadedPlugin, serving: bool) -> PluginStatus {
+    PluginStatus {
+        name: plugin.name().to_owned(),
+        version: plugin.version().to_owned(),
+        file: plugin.path().to_owned(),
+        sha256: plugin.sha256().to_owned(),
+        loaded_at: plugin.loaded_at(),
+        state: if serving {
+            PluginState::Serving
+        } else {
+            PluginState::Draining
+        },
+        routes: plugin
+            .routes()
+            .into_iter()
+            .map(|(method, pattern)| (method.to_owned(), pattern))
+            .collect(),
+        counters: Arc::clone(plugin.counters()),
     }
 }
 
-impl PluginCatalog for StaticCatalog {
+impl PluginCatalog for LivePlugins {
     fn plugins(&self) -> Vec<PluginStatus> {
-        self.plugins.clone()
+        let mut plugins = Vec::new();
+        self.visit_versions(|plugin, serving| plugins.push(status(plugin, serving)));
+        plugins
     }
 
     fn reload(&self) -> ReloadReport {
+        let report = LivePlugins::reload(self);
+        let mut refusals = Vec::new();
+        if let Some(Err(reason)) = &report.config {
+            refusals.push(format!(
+                "config file not applied, the running configuration stays: {reason}"
+            ));
+        }
+        refusals.extend(report.refused.iter().cloned());
         ReloadReport {
-            not_attempted: Some(
-                "live plugin reload is not available in this build: restart plugd to load changed plugins"
-                    .to_owned(),
-            ),
-            ..ReloadReport::default()
+            changes: report.changes.iter().map(ToString::to_string).collect(),
+            refusals,
+            not_attempted: None,
         }
     }
 }

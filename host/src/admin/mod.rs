@@ -17,7 +17,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-pub use catalog::{PluginCatalog, PluginState, PluginStatus, ReloadReport, StaticCatalog};
+pub use catalog::{PluginCatalog, PluginState, PluginStatus, ReloadReport};
 pub use endpoints::Admin;
 
 /// Refuses an admin address other than loopback unless `public` allows it: one line saying what to do.

@@ -47,7 +47,7 @@ impl PluginTables {
 }
 
 /// One plugin's configuration.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PluginTable {
     /// What its `init` receives, in file order.
     pub entries: Vec<(String, String)>,

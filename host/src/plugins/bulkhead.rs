@@ -7,15 +7,20 @@
 //! waiting request holds a worker too, and the cap is there to leave workers to the others.
 //!
 //! Every call that enters is watched for slowness (`slow_calls.rs`).
+//!
+//! Each version of a plugin has its own bulkhead, so its count of requests in flight is also what a
+//! replaced or removed version drains on: once [`Bulkhead::retire`]d, no request enters it any more (one
+//! that finds it retired is routed again, on the routes serving now), and its shutdown hook runs when
+//! [`Bulkhead::in_flight`] reaches zero (`docs/ARCHITECTURE.md` §8.8).
 
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
-use crate::handler::{Handler, Request, Response};
+use crate::handler::{Handler, Request, Response, Retired};
 
 use super::slow_calls::{self, Call};
 
@@ -91,6 +96,8 @@ pub struct Bulkhead {
     limit: usize,
     /// Requests inside the plugin's handler.
     in_flight: AtomicUsize,
+    /// This version stopped serving: nothing enters any more.
+    retired: AtomicBool,
     /// Requests waiting for a place.
     waiting: AtomicUsize,
     /// Refusals since the last log line about them.
@@ -119,6 +126,7 @@ impl Bulkhead {
             plugin,
             limit: limit.get(),
             in_flight: AtomicUsize::new(0),
+            retired: AtomicBool::new(false),
             waiting: AtomicUsize::new(0),
             refused: AtomicU64::new(0),
             refused_total: AtomicU64::new(0),
@@ -134,35 +142,51 @@ impl Bulkhead {
         (self.limit / 8).max(1)
     }
 
-    /// A place, at once or after a short wait; `None`: refuse.
-    fn enter(&self) -> Option<Place<'_>> {
-        if let Some(place) = self.try_enter() {
-            return Some(place);
+    /// A place, at once or after a short wait; `Ok(None)`: refuse; `Err`: this version was retired.
+    fn enter(&self) -> Result<Option<Place<'_>>, Retired> {
+        if let Some(place) = self.try_enter()? {
+            return Ok(Some(place));
         }
         let waiting = self.waiting.fetch_add(1, Ordering::Relaxed);
         let place = match Admission::decide(self.limit, waiting, self.limit, self.waiters()) {
             Admission::Wait => self.wait_for_place(),
-            Admission::Enter | Admission::Refuse => None,
+            Admission::Enter | Admission::Refuse => Ok(None),
         };
         self.waiting.fetch_sub(1, Ordering::Relaxed);
         place
     }
 
-    fn try_enter(&self) -> Option<Place<'_>> {
-        let before = self.in_flight.fetch_add(1, Ordering::Acquire);
+    /// A place if one is free. The count goes up before `retired` is read, and [`Bulkhead::retire`] sets
+    /// `retired` before the drain reads the count (both sequentially consistent): so either this request
+    /// sees the retirement and backs out, or the drain sees it in flight and waits for it.
+    fn try_enter(&self) -> Result<Option<Place<'_>>, Retired> {
+        let before = self.in_flight.fetch_add(1, Ordering::SeqCst);
         let place = Place(&self.in_flight);
-        (Admission::decide(before, 0, self.limit, 0) == Admission::Enter).then_some(place)
+        if self.retired.load(Ordering::SeqCst) {
+            return Err(Retired);
+        }
+        Ok((Admission::decide(before, 0, self.limit, 0) == Admission::Enter).then_some(place))
     }
 
-    fn wait_for_place(&self) -> Option<Place<'_>> {
+    fn wait_for_place(&self) -> Result<Option<Place<'_>>, Retired> {
         let started = Instant::now();
         while let Some(nap) = next_poll(started.elapsed()) {
             std::thread::sleep(nap);
-            if let Some(place) = self.try_enter() {
-                return Some(place);
+            if let Some(place) = self.try_enter()? {
+                return Ok(Some(place));
             }
         }
-        None
+        Ok(None)
+    }
+
+    /// Stops admitting requests to this version: those that arrive later are routed again.
+    pub fn retire(&self) {
+        self.retired.store(true, Ordering::SeqCst);
+    }
+
+    /// Requests inside this version's handlers now (after [`Bulkhead::retire`], it only goes down).
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
     }
 
     /// 503 with `Retry-After`; counted, and logged once a second at most.
@@ -204,10 +228,16 @@ impl Bulkheaded {
 }
 
 impl Handler for Bulkheaded {
+    /// Dispatch calls [`Handler::try_handle`]; called directly, a retired version answers 503.
     fn handle(&self, req: &Request<'_>) -> Response {
+        self.try_handle(req)
+            .unwrap_or_else(|Retired| Response::text(503, "Service Unavailable: plugin replaced\n"))
+    }
+
+    fn try_handle(&self, req: &Request<'_>) -> Result<Response, Retired> {
         let bulkhead = &*self.bulkhead;
-        let Some(_place) = bulkhead.enter() else {
-            return bulkhead.refuse(req.peer);
+        let Some(_place) = bulkhead.enter()? else {
+            return Ok(bulkhead.refuse(req.peer));
         };
         let call = Call {
             plugin: &bulkhead.plugin,
@@ -218,7 +248,7 @@ impl Handler for Bulkheaded {
             slow_after: bulkhead.slow_after,
         };
         let _watched = slow_calls::watch(&call);
-        self.inner.handle(req)
+        Ok(self.inner.handle(req))
     }
 
     /// The wrapped route's own answer: a route that reads its body as it arrives still does behind its
@@ -269,9 +299,9 @@ mod tests {
     #[test]
     fn a_refusal_is_a_503_with_retry_after_and_gives_the_place_back() {
         let bulkhead = Bulkhead::new("p".into(), NonZeroUsize::MIN, Duration::from_secs(1));
-        let held = bulkhead.enter().expect("the first request enters");
+        let held = bulkhead.enter().unwrap().expect("the first request enters");
         assert!(
-            bulkhead.enter().is_none(),
+            bulkhead.enter().unwrap().is_none(),
             "the second waits, then is refused"
         );
         let refusal = bulkhead.refuse("192.0.2.1:9".parse().unwrap());
@@ -283,7 +313,26 @@ mod tests {
                 .any(|(n, v)| n == "Retry-After" && v == "1")
         );
         drop(held);
-        assert!(bulkhead.enter().is_some(), "a place freed is a place taken");
+        assert!(
+            bulkhead.enter().unwrap().is_some(),
+            "a place freed is a place taken"
+        );
         assert_eq!(bulkhead.in_flight.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_retired_version_admits_nothing_and_drains_to_zero() {
+        let bulkhead = Bulkhead::new("p".into(), NonZeroUsize::MIN, Duration::from_secs(1));
+        let held = bulkhead.enter().unwrap().expect("enters");
+        bulkhead.retire();
+        assert_eq!(bulkhead.in_flight(), 1, "the request inside is counted");
+        assert_eq!(bulkhead.enter().err(), Some(Retired));
+        assert_eq!(
+            bulkhead.in_flight(),
+            1,
+            "a refused entry gives its count back"
+        );
+        drop(held);
+        assert_eq!(bulkhead.in_flight(), 0);
     }
 }

@@ -6,6 +6,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use super::bulkhead::Isolation;
 use super::error::LoadError;
 use super::load::{mounted_routes, open, start};
 use crate::config::PluginTables;
@@ -21,25 +22,32 @@ pub struct CheckReport {
 
 /// Checks the plugin at `path` against `router`, which already holds the routes registered before plugins
 /// (`static`). Runs the plugin's `init` and, if that succeeded, its shutdown hook.
-pub fn check(path: &Path, tables: &PluginTables, router: &mut RouterBuilder) -> CheckReport {
+pub fn check(
+    path: &Path,
+    tables: &PluginTables,
+    isolation: &Isolation,
+    router: &mut RouterBuilder,
+) -> CheckReport {
     let mut text = String::new();
-    let verdict = run(path, tables, router, &mut text);
+    let verdict = run(path, tables, isolation, router, &mut text);
     CheckReport { text, verdict }
 }
 
 fn run(
     path: &Path,
     tables: &PluginTables,
+    isolation: &Isolation,
     router: &mut RouterBuilder,
     text: &mut String,
 ) -> Result<(), LoadError> {
-    let library = open(path)?;
+    let (library, contents) = open(path)?;
     let name = library.name();
     let table = tables.get(name);
     let mount = table.map(|t| t.mount.clone()).unwrap_or_default();
     // Writing into a String cannot fail.
     let _ = writeln!(text, "plugin      {name} {}", library.version());
     let _ = writeln!(text, "file        {}", path.display());
+    let _ = writeln!(text, "sha256      {}", contents.sha256);
     let _ = writeln!(
         text,
         "plugin-api  {} (this plugd: {})",
@@ -67,7 +75,7 @@ fn run(
             "config      no [plugins.{name}] table: init gets no entries"
         ),
     };
-    let plugin = start(path, library, table)?;
+    let plugin = start(path, library, &contents.sha256, table, isolation)?;
     let _ = writeln!(text, "init        accepted its configuration");
     let registered = plugin.register(router);
     plugin.handler().shutdown();

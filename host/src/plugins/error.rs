@@ -31,6 +31,11 @@ pub enum LoadErrorKind {
     Route(RouteError),
     /// A plugin with the same name was already loaded from another file.
     DuplicateName { name: String, first: PathBuf },
+    /// The file could not be read (or its private copy written).
+    Unreadable(String),
+    /// The file or its folder could have been written by someone other than plugd's user or root, or it is
+    /// a symlink leading out of the folder; the reason says which.
+    Untrusted(String),
 }
 
 impl fmt::Display for LoadError {
@@ -52,6 +57,8 @@ impl fmt::Display for LoadErrorKind {
                 "a plugin named `{name}` is already loaded from {}; remove one of the two files",
                 first.display()
             ),
+            LoadErrorKind::Unreadable(reason) => write!(f, "cannot read it: {reason}"),
+            LoadErrorKind::Untrusted(reason) => f.write_str(reason),
         }
     }
 }

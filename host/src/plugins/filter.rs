@@ -22,7 +22,7 @@ const INLINE_FIELDS: usize = 16;
 /// name no loaded plugin answers to, or that names a plugin which is no filter.
 pub fn middleware_chain(
     names: &[String],
-    loaded: &[LoadedPlugin],
+    loaded: &[&LoadedPlugin],
     tables: &PluginTables,
 ) -> Result<Chain, String> {
     let mut links = Vec::with_capacity(names.len());
@@ -50,11 +50,11 @@ pub fn middleware_chain(
     Ok(Chain::new(links))
 }
 
-fn unknown_filter(name: &str, loaded: &[LoadedPlugin]) -> String {
+fn unknown_filter(name: &str, loaded: &[&LoadedPlugin]) -> String {
     let filters: Vec<&str> = loaded
         .iter()
         .filter(|plugin| plugin.handler().instance().is_filter())
-        .map(LoadedPlugin::name)
+        .map(|plugin| plugin.name())
         .collect();
     let known = if filters.is_empty() {
         "no filter plugin is loaded".to_owned()

@@ -1,35 +1,61 @@
-//! One plugin file through the startup steps every path shares (the server's folder scan and `plugd check`):
-//! load and verify it without running its code, `init` it with its config table, register its routes under
-//! its mount prefix.
+//! One plugin file through the steps every path shares (the server's folder scans and `plugd check`): read
+//! it once, load and verify its private copy without running its code, `init` it with its config table,
+//! register its routes under its mount prefix.
 
-use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use plugin_api::host::Library;
-use sha2::{Digest, Sha256};
 
 use super::adapter::{PluginHandler, PluginRoute};
 use super::bulkhead::{Bulkhead, Bulkheaded, Isolation};
 use super::error::{LoadError, LoadErrorKind};
-use crate::config::{Mount, PluginTable};
+use super::private_copy::{self, Contents};
+use super::trust::TrustPolicy;
+use crate::config::{Config, Mount, PluginTable};
 use crate::handler::Handler;
 use crate::metrics::PluginCounters;
 use crate::router::RouterBuilder;
+
+/// How plugin files are loaded: whether untrusted files are refused, and each plugin's bulkhead.
+#[derive(Clone, Copy, Debug)]
+pub struct LoadPolicy {
+    pub trust: TrustPolicy,
+    pub isolation: Isolation,
+}
+
+impl From<&Config> for LoadPolicy {
+    fn from(config: &Config) -> LoadPolicy {
+        LoadPolicy {
+            trust: if config.allow_insecure_plugins {
+                TrustPolicy::AllowInsecure
+            } else {
+                TrustPolicy::Strict
+            },
+            isolation: Isolation::from(config),
+        }
+    }
+}
+
+/// `GET /, GET /hello/{name}` for log lines.
+pub(super) fn route_list(routes: &[(&str, String)]) -> String {
+    let routes: Vec<String> = routes.iter().map(|(m, p)| format!("{m} {p}")).collect();
+    routes.join(", ")
+}
 
 /// One plugin that loaded, passed the ABI checks and whose `init` accepted its configuration.
 pub struct LoadedPlugin {
     path: PathBuf,
     library: Library,
+    /// SHA-256 of the file's bytes as loaded (lowercase hex).
+    sha256: String,
+    /// When this version's `init` succeeded.
+    loaded_at: SystemTime,
     handler: Arc<PluginHandler>,
     mount: Mount,
-    /// Its table's cap on requests in flight, if it sets one.
-    max_in_flight: Option<NonZeroUsize>,
-    /// SHA-256 of the file's bytes, lowercase hex: which build this is, whatever the file is called.
-    sha256: String,
-    /// When its `init` succeeded.
-    loaded_at: SystemTime,
+    /// Its cap of requests in flight, shared by all of its routes; also what it drains on when retired.
+    bulkhead: Arc<Bulkhead>,
 }
 
 impl LoadedPlugin {
@@ -48,6 +74,16 @@ impl LoadedPlugin {
         &self.path
     }
 
+    /// SHA-256 of the file's bytes as loaded, in lowercase hex.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    /// When this version started.
+    pub fn loaded_at(&self) -> SystemTime {
+        self.loaded_at
+    }
+
     /// Its `(method, pattern)` routes as served: each pattern under the plugin's mount prefix.
     pub fn routes(&self) -> Vec<(&'static str, String)> {
         mounted_routes(&self.library, &self.mount)
@@ -58,14 +94,14 @@ impl LoadedPlugin {
         &self.handler
     }
 
-    /// SHA-256 of the library file, lowercase hex.
-    pub fn sha256(&self) -> &str {
-        &self.sha256
+    /// Its bulkhead: requests in flight, retirement.
+    pub fn bulkhead(&self) -> &Arc<Bulkhead> {
+        &self.bulkhead
     }
 
-    /// When it was started.
-    pub fn loaded_at(&self) -> SystemTime {
-        self.loaded_at
+    /// The library it runs (a new instance of the same code can be started from it).
+    pub(super) fn library(&self) -> Library {
+        self.library
     }
 
     /// Its calls, statuses, durations and panics (this version's own).
@@ -78,23 +114,14 @@ impl LoadedPlugin {
         self.register_routes(router, |route| route)
     }
 
-    /// Registers all of its routes behind one shared bulkhead (its cap of requests in flight, its slow calls
+    /// Registers all of its routes behind its bulkhead (its cap of requests in flight, its slow calls
     /// named), or none if the router refuses one.
     pub(super) fn register_isolated(
         &self,
         router: &mut RouterBuilder,
-        isolation: &Isolation,
     ) -> Result<(), LoadErrorKind> {
-        let limit = self
-            .max_in_flight
-            .unwrap_or(isolation.default_max_in_flight);
-        let bulkhead = Arc::new(Bulkhead::new(
-            self.name().into(),
-            limit,
-            isolation.slow_handler,
-        ));
         self.register_routes(router, |route| {
-            Arc::new(Bulkheaded::new(Arc::clone(&bulkhead), route))
+            Arc::new(Bulkheaded::new(Arc::clone(&self.bulkhead), route))
         })
     }
 
@@ -125,9 +152,30 @@ pub(super) fn mounted_routes(library: &Library, mount: &Mount) -> Vec<(&'static 
         .collect()
 }
 
-/// Loads and verifies one plugin file, without running any of its code.
-pub fn open(path: &Path) -> Result<Library, LoadError> {
-    Library::load(path).map_err(|failure| {
+/// Reads one plugin file and loads and verifies it, without running any of its code.
+pub fn open(path: &Path) -> Result<(Library, Contents), LoadError> {
+    let contents = read(path)?;
+    let library = open_contents(path, &contents)?;
+    Ok((library, contents))
+}
+
+/// Reads the bytes of the plugin file at `path` once.
+pub fn read(path: &Path) -> Result<Contents, LoadError> {
+    Contents::read(path).map_err(|err| LoadError {
+        path: path.to_owned(),
+        kind: LoadErrorKind::Unreadable(err.to_string()),
+    })
+}
+
+/// Loads and verifies `contents`, read from `path`, through its private copy.
+pub fn open_contents(path: &Path, contents: &Contents) -> Result<Library, LoadError> {
+    let copy = contents.write_private_copy().map_err(|err| LoadError {
+        path: path.to_owned(),
+        kind: LoadErrorKind::Unreadable(format!("cannot write its private copy: {err}")),
+    })?;
+    let loaded = Library::load(&copy);
+    private_copy::remove(&copy);
+    loaded.map_err(|failure| {
         if let Some(detail) = failure.detail() {
             log::debug!("plugin {}: abi_stable's report:\n{detail}", path.display());
         }
@@ -139,47 +187,38 @@ pub fn open(path: &Path) -> Result<Library, LoadError> {
 }
 
 /// Runs the plugin's `init` with its table's entries (none without a table); the table's mount prefix
-/// applies when it is registered.
+/// applies when it is registered, behind a bulkhead as `isolation` and its table say.
 pub fn start(
     path: &Path,
     library: Library,
+    sha256: &str,
     table: Option<&PluginTable>,
+    isolation: &Isolation,
 ) -> Result<LoadedPlugin, LoadError> {
     let entries = table.map(PluginTable::entry_refs).unwrap_or_default();
     let instance = library.init(&entries).map_err(|message| LoadError {
         path: path.to_owned(),
         kind: LoadErrorKind::InitFailed { message },
     })?;
+    let limit = table
+        .and_then(|t| t.max_in_flight)
+        .unwrap_or(isolation.default_max_in_flight);
     let counters = Arc::new(PluginCounters::new());
     Ok(LoadedPlugin {
         path: path.to_owned(),
         library,
+        sha256: sha256.to_owned(),
+        loaded_at: SystemTime::now(),
         handler: Arc::new(PluginHandler::new(
             library.name().into(),
             instance,
             counters,
         )),
         mount: table.map(|t| t.mount.clone()).unwrap_or_default(),
-        max_in_flight: table.and_then(|t| t.max_in_flight),
-        sha256: file_sha256(path),
-        loaded_at: SystemTime::now(),
+        bulkhead: Arc::new(Bulkhead::new(
+            library.name().into(),
+            limit,
+            isolation.slow_handler,
+        )),
     })
-}
-
-/// The SHA-256 of the file at `path` in lowercase hex; empty if it cannot be read again (it was loaded,
-/// so only a file removed since gives that).
-fn file_sha256(path: &Path) -> String {
-    match std::fs::read(path) {
-        Ok(bytes) => Sha256::digest(&bytes)
-            .iter()
-            .map(|byte| format!("{byte:02x}"))
-            .collect(),
-        Err(err) => {
-            log::warn!(
-                "plugin {}: cannot read it to hash it: {err}",
-                path.display()
-            );
-            String::new()
-        }
-    }
 }

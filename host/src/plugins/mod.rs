@@ -5,12 +5,14 @@
 //! Startup, as `app::run` drives it:
 //!
 //! ```ignore
-//! let mut plugins = Plugins::load_dir(&config.plugin_dir, &config.plugins); // logs each refused file
-//! plugins.register(&mut router_builder, &Isolation::from(&config)); // after `static`; logs each loaded
-//!                                          // plugin, its routes mounted, behind its bulkhead
+//! let policy = LoadPolicy::from(&config);
+//! let mut plugins = Plugins::load_dir(&config.plugin_dir, &config.plugins, &policy); // logs each refused file
+//! plugins.register(&mut router_builder);   // after `static`; logs each loaded plugin, its routes mounted,
+//!                                          // behind its bulkhead
 //! if config.strict_plugins && !plugins.refused().is_empty() { std::process::exit(2) }
+//! let live = LivePlugins::adopt(plugins, ...); // from now on the folder is watched ([`live`])
 //! ...
-//! plugins.shutdown();                      // on SIGINT/SIGTERM, after the drain
+//! live.shutdown();                         // on SIGINT/SIGTERM, after the drain
 //! ```
 //!
 //! Every file gets exactly one log line: `plugin loaded: NAME VERSION from FILE: ROUTES` (info, from
@@ -20,21 +22,32 @@
 mod adapter;
 mod bulkhead;
 mod check;
+mod drain;
 mod error;
 mod filter;
+mod folder;
+mod live;
 mod load;
+mod private_copy;
 mod slow_calls;
+mod trust;
+mod watch;
 
-use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 pub use adapter::{PluginHandler, PluginRoute};
 pub use bulkhead::{Bulkhead, Isolation, default_max_in_flight};
 pub use check::{CheckReport, check};
 pub use error::{LoadError, LoadErrorKind};
 pub use filter::middleware_chain;
-pub use load::LoadedPlugin;
-use load::{open, start};
+use folder::discover;
+pub use live::{Change, LivePlugins, LiveSettings, ReloadReport};
+use load::route_list;
+pub use load::{LoadPolicy, LoadedPlugin};
+use load::{open_contents, read, start};
+pub use private_copy::remove_folder as remove_private_copies;
+pub use trust::TrustPolicy;
+pub use watch::spawn as watch;
 
 use crate::config::PluginTables;
 use crate::metrics::EVENTS;
@@ -45,12 +58,6 @@ use crate::router::RouterBuilder;
 pub struct Plugins {
     loaded: Vec<LoadedPlugin>,
     refused: Vec<LoadError>,
-}
-
-/// `GET /, GET /hello/{name}` for log lines.
-fn route_list(routes: &[(&str, String)]) -> String {
-    let routes: Vec<String> = routes.iter().map(|(m, p)| format!("{m} {p}")).collect();
-    routes.join(", ")
 }
 
 /// What a loaded plugin serves, for its `plugin loaded` line: its routes, or `filter`.
@@ -67,17 +74,22 @@ impl Plugins {
     /// Loads every regular file with the platform's library extension (`.so` on Linux) directly inside `dir`,
     /// in file-name order, and starts each with its table from `tables` (none: an empty configuration). A
     /// refused file is logged and recorded; it never stops the others. A missing folder is a warning: plugd
-    /// then serves no plugins. A table naming no plugin in the folder is a warning too (a typo would otherwise
-    /// silently leave a plugin unconfigured).
-    pub fn load_dir(dir: &Path, tables: &PluginTables) -> Plugins {
+    /// then serves no plugins; a folder others could write into is refused whole (see [`TrustPolicy`]). A
+    /// table naming no plugin in the folder is a warning too (a typo would otherwise silently leave a plugin
+    /// unconfigured).
+    pub fn load_dir(dir: &Path, tables: &PluginTables, policy: &LoadPolicy) -> Plugins {
         let mut plugins = Plugins::default();
+        if let Err(reason) = policy.trust.check_folder(dir) {
+            log::warn!("plugin folder refused: {}: {reason}", dir.display());
+            plugins.refused.push(LoadError {
+                path: dir.to_owned(),
+                kind: LoadErrorKind::Untrusted(reason),
+            });
+            return plugins;
+        }
         let mut names = Vec::new();
         for path in discover(dir) {
-            let started = open(&path).and_then(|library| {
-                names.push(library.name());
-                start(&path, library, tables.get(library.name()))
-            });
-            match started {
+            match prepare(dir, &path, tables, policy, |name| names.push(name)) {
                 Ok(plugin) => plugins.loaded.push(plugin),
                 Err(err) => plugins.refuse(err),
             }
@@ -95,7 +107,7 @@ impl Plugins {
     /// whose routes conflict with an earlier owner's (register `static` and built-ins first) is refused whole,
     /// with the conflict named in its log line, and its shutdown hook runs at once. Each plugin serves behind
     /// its bulkhead, as `isolation` says.
-    pub fn register(&mut self, router: &mut RouterBuilder, isolation: &Isolation) {
+    pub fn register(&mut self, router: &mut RouterBuilder) {
         let mut registered: Vec<LoadedPlugin> = Vec::with_capacity(self.loaded.len());
         for plugin in std::mem::take(&mut self.loaded) {
             let outcome = match registered.iter().find(|p| p.name() == plugin.name()) {
@@ -103,7 +115,7 @@ impl Plugins {
                     name: plugin.name().to_owned(),
                     first: first.path().to_owned(),
                 }),
-                None => plugin.register_isolated(router, isolation),
+                None => plugin.register_isolated(router),
             };
             match outcome {
                 Ok(()) => {
@@ -139,11 +151,9 @@ impl Plugins {
         &self.refused
     }
 
-    /// Runs every loaded plugin's shutdown hook, once: further calls do nothing.
-    pub fn shutdown(&self) {
-        for plugin in &self.loaded {
-            plugin.handler().shutdown();
-        }
+    /// The plugins that serve and the files refused, taken apart (for [`LivePlugins::adopt`]).
+    pub fn into_parts(self) -> (Vec<LoadedPlugin>, Vec<LoadError>) {
+        (self.loaded, self.refused)
     }
 
     fn refuse(&mut self, err: LoadError) {
@@ -153,29 +163,32 @@ impl Plugins {
     }
 }
 
-/// The candidate plugin files directly inside `dir`, sorted by name.
-fn discover(dir: &Path) -> Vec<PathBuf> {
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(err) => {
-            log::warn!(
-                "plugin folder {} cannot be read ({err}): no plugins loaded",
-                dir.display()
-            );
-            return Vec::new();
-        }
-    };
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| {
-            path.extension()
-                .is_some_and(|ext| ext == std::env::consts::DLL_EXTENSION)
-        })
-        // `metadata` follows symlinks: a link to a library counts, a folder named `x.so` does not.
-        .filter(|path| fs::metadata(path).is_ok_and(|m| m.is_file()))
-        .collect();
-    files.sort();
-    files
+/// One plugin file through every step before registration: trust, one read, its private copy loaded and
+/// verified, `init` with its table. `loaded_name` hears the plugin's name once the library is verified.
+fn prepare(
+    dir: &Path,
+    path: &Path,
+    tables: &PluginTables,
+    policy: &LoadPolicy,
+    loaded_name: impl FnOnce(&'static str),
+) -> Result<LoadedPlugin, LoadError> {
+    policy
+        .trust
+        .check_file(dir, path)
+        .map_err(|reason| LoadError {
+            path: path.to_owned(),
+            kind: LoadErrorKind::Untrusted(reason),
+        })?;
+    let contents = read(path)?;
+    let library = open_contents(path, &contents)?;
+    loaded_name(library.name());
+    start(
+        path,
+        library,
+        &contents.sha256,
+        tables.get(library.name()),
+        &policy.isolation,
+    )
 }
 
 #[cfg(test)]

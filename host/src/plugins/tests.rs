@@ -11,13 +11,23 @@ use std::{env, fs};
 
 use plugin_api::host::LoadFailure;
 
-use super::{LoadErrorKind, PluginRoute, Plugins};
-use crate::config::PluginTables;
+use super::{Isolation, LoadErrorKind, LoadPolicy, PluginRoute, Plugins, TrustPolicy};
+use crate::config::{Config, PluginTables};
 
 #[path = "../../../tests/fixtures/builder.rs"]
 mod fixtures;
 use crate::handler::{Body, Handler, Request, Response};
 use crate::http::{BodyFraming, Header, RequestHead, Version};
+
+/// How plugd loads plugins by default.
+fn policy() -> LoadPolicy {
+    let config = Config::for_tests();
+    assert_eq!(LoadPolicy::from(&config).trust, TrustPolicy::Strict);
+    LoadPolicy {
+        trust: TrustPolicy::Strict,
+        isolation: Isolation::from(&config),
+    }
+}
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -159,7 +169,7 @@ fn handler(plugins: &Plugins, name: &str, pattern: &str) -> PluginRoute {
 fn example_plugins_load_in_file_order_and_answer_through_the_adapter() {
     let dir = scratch_dir("examples");
     install(&dir, &["counter", "echo", "hello"]);
-    let plugins = Plugins::load_dir(&dir, &PluginTables::default());
+    let plugins = Plugins::load_dir(&dir, &PluginTables::default(), &policy());
     assert!(plugins.refused().is_empty(), "{:?}", plugins.refused());
     let names: Vec<_> = plugins.loaded().iter().map(|p| p.name()).collect();
     assert_eq!(names, ["counter", "echo", "hello"]);
@@ -235,15 +245,17 @@ fn example_plugins_load_in_file_order_and_answer_through_the_adapter() {
         b"",
     );
     assert_eq!((body_text(&first), body_text(&second)), ("1", "2"));
-    plugins.shutdown();
-    plugins.shutdown();
+    for plugin in plugins.loaded() {
+        plugin.handler().shutdown();
+        plugin.handler().shutdown();
+    }
 }
 
 #[test]
 fn a_panicking_handler_gives_500_without_the_message_and_keeps_serving() {
     let dir = scratch_dir("panicky");
     install(&dir, &["panicky"]);
-    let plugins = Plugins::load_dir(&dir, &PluginTables::default());
+    let plugins = Plugins::load_dir(&dir, &PluginTables::default(), &policy());
     let panic = handler(&plugins, "panicky", "/panic");
     for _ in 0..100 {
         let response = call(&panic, "GET", "/panic", &[], b"");
@@ -284,7 +296,7 @@ fn files_that_are_not_plugins_are_refused_with_one_line_reasons() {
     fs::create_dir(dir.join("folder.so")).unwrap();
     fs::write(dir.join("notes.txt"), "not a library").unwrap();
 
-    let plugins = Plugins::load_dir(&dir, &PluginTables::default());
+    let plugins = Plugins::load_dir(&dir, &PluginTables::default(), &policy());
     assert!(plugins.loaded().is_empty());
     let refused: Vec<_> = plugins
         .refused()
@@ -326,6 +338,7 @@ fn a_missing_plugin_folder_loads_nothing() {
     let plugins = Plugins::load_dir(
         Path::new("/nonexistent/plugd-plugins"),
         &PluginTables::default(),
+        &policy(),
     );
     assert!(plugins.loaded().is_empty() && plugins.refused().is_empty());
 }
@@ -343,7 +356,7 @@ fn loads_twenty_plugins() {
         .unwrap();
     }
     let start = Instant::now();
-    let plugins = Plugins::load_dir(&dir, &PluginTables::default());
+    let plugins = Plugins::load_dir(&dir, &PluginTables::default(), &policy());
     let elapsed = start.elapsed();
     eprintln!("loaded {} plugins in {elapsed:?}", plugins.loaded().len());
     assert_eq!(plugins.loaded().len(), 20, "{:?}", plugins.refused());
@@ -355,7 +368,7 @@ fn a_plugin_built_against_an_incompatible_plugin_api_is_refused_with_both_versio
     let dir = scratch_dir("incompatible");
     fs::copy(library, dir.join(library_file("incompatible"))).unwrap();
     install(&dir, &["hello"]);
-    let plugins = Plugins::load_dir(&dir, &PluginTables::default());
+    let plugins = Plugins::load_dir(&dir, &PluginTables::default(), &policy());
     assert_eq!(plugins.loaded().len(), 1, "hello still loads");
     let [refused] = plugins.refused() else {
         panic!("{:?}", plugins.refused())
@@ -392,7 +405,7 @@ fn plugin_call_overhead() {
     }
     let dir = scratch_dir("overhead");
     install(&dir, &["hello"]);
-    let plugins = Plugins::load_dir(&dir, &PluginTables::default());
+    let plugins = Plugins::load_dir(&dir, &PluginTables::default(), &policy());
     const CALLS: u32 = 1_000_000;
     for (label, handler) in [
         ("native", &Native as &dyn Handler),
