@@ -104,24 +104,31 @@ impl Chain {
             return inner(req);
         };
         req.with_plugin_view(&[], |view| {
-            let mut entered: Vec<(&ChainLink, FilterState)> = Vec::with_capacity(self.links.len());
-            let mut answered = None;
-            for link in std::iter::once(first).chain(applying) {
-                let mut state = FilterState::default();
-                let answer = link.filter.on_request(view, &mut state);
-                entered.push((link, state));
-                if let Some(response) = answer {
-                    answered = Some((response, By::from(&*link.name)));
-                    break;
-                }
-            }
-            let (mut response, owner) = answered.unwrap_or_else(|| inner(req));
-            for (link, mut state) in entered.into_iter().rev() {
-                link.filter.on_response(view, &mut state, &mut response);
-            }
-            (response, owner)
+            pass_through(first, &mut applying, view, req, inner)
         })
     }
+}
+
+/// Runs `link`'s request hook, then (unless it answered) the rest of the chain and `inner`, then `link`'s
+/// response hook. One stack frame per filter holds its context between its two hooks, so a request through
+/// the chain allocates nothing of the chain's own.
+fn pass_through<'c, By: From<&'c str>>(
+    link: &'c ChainLink,
+    rest: &mut impl Iterator<Item = &'c ChainLink>,
+    view: &plugin_api::Request<'_>,
+    req: &Request<'_>,
+    inner: impl FnOnce(&Request<'_>) -> (Response, By),
+) -> (Response, By) {
+    let mut state = FilterState::default();
+    let (mut response, owner) = match link.filter.on_request(view, &mut state) {
+        Some(answer) => (answer, By::from(&*link.name)),
+        None => match rest.next() {
+            Some(next) => pass_through(next, rest, view, req, inner),
+            None => inner(req),
+        },
+    };
+    link.filter.on_response(view, &mut state, &mut response);
+    (response, owner)
 }
 
 #[cfg(test)]
