@@ -645,16 +645,8 @@ impl Conn {
         };
         let (response, by) = dispatch::refused(cx.router, &request, err.status(), err.reason());
         metrics::record_request(by.series, head.method, response.status, started);
-        let request_id = request_id(&response);
-        let sent = self.queue_response(&mut scratch.out, response, head, false, cx);
-        access_log(
-            self.peer,
-            head,
-            sent,
-            started,
-            (&by.name, request_id.as_deref()),
-        );
-        self.reading = Reading::Closing { linger: true };
+        // The body was not read: the answer closes the connection, which lingers for the unread bytes.
+        self.send_answer(scratch, cx, head, (response, by), started, false);
     }
 
     /// Answers a request the host refuses before any handler sees it, and closes after it.
