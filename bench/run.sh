@@ -10,7 +10,8 @@
 #   plugd runs with logging at warn and --access-log off, as nginx's bench config has access_log off;
 #   plugd-default runs with plugd's defaults (log level info, the access log on stderr, which the
 #   harness sends to a file: the same medium as an nginx access_log).
-#   Peer nginx-log: nginx with `access_log FILE combined buffer=64k flush=1s` (bench/nginx-log.sh).
+#   Peer nginx-log: nginx with `access_log FILE combined buffer=64k flush=1s` (bench/nginx-log.sh);
+#   nginx-log-unbuffered: the same without `buffer=` (a write per line, nginx's default).
 #   HARNESS OPTIONS are passed through: -d SECS, -n TRIALS, -c CONNS, -t THREADS, -w SECS, -q SECS,
 #   -o DIR, --only a,b, --idle N1,N2, --pin. See ../shared/bench/README.md.
 # examples:
@@ -32,6 +33,8 @@ while [[ $# -gt 0 ]]; do
     -h|--help) awk 'NR > 1 && !/^#/ {exit} NR > 1 {sub(/^# ?/, ""); print}' "$0"; exit 0 ;;
     -*) echo "unknown option $1" >&2; exit 2 ;;
     nginx-log) PEERS+=("nginx-log=bash $ROOT/bench/nginx-log.sh {port} {static} {tmp}"); shift ;;
+    nginx-log-unbuffered)
+      PEERS+=("nginx-log-unbuffered=bash $ROOT/bench/nginx-log.sh {port} {static} {tmp} unbuffered"); shift ;;
     *) PEERS+=("$1"); shift ;;
   esac
 done

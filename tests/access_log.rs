@@ -1,6 +1,7 @@
 //! End-to-end tests of the access log: the real `plugd` binary writing to a file, checked over raw TCP.
-//! Hostile values a client sends stay inside their field, in both formats; no line is lost when the
-//! server shuts down under load; SIGUSR1 reopens the file after it was renamed (logrotate).
+//! Hostile values a client sends stay inside their field, in both formats; requests refused before any
+//! handler (400, 408, 413, 414, 431, a connection over the limit) have their line too; no line is lost when
+//! the server shuts down under load; SIGUSR1 reopens the file after it was renamed (logrotate).
 
 use std::fs;
 use std::io::Write;
@@ -120,6 +121,89 @@ fn json_line_escapes_what_the_client_sent() {
     assert!(
         time.len() == 25 && time.ends_with("+00:00"),
         "ISO 8601: {time}"
+    );
+}
+
+#[test]
+fn requests_refused_before_any_handler_are_logged_as_nginx_logs_them() {
+    let dir = TempDir::new("access-log");
+    let limits = [
+        "--max-body-bytes",
+        "100",
+        "--max-header-bytes",
+        "256",
+        "--header-timeout",
+        "0.5",
+    ];
+    let (server, path) = start_logging_to_file(&dir, "combined", &limits);
+    let huge_field = format!(
+        "GET /huge HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(300)
+    );
+    let long_target = format!("GET /{} HTTP/1.1\r\nHost: t\r\n\r\n", "l".repeat(9000));
+    // The line shows at most 2 KiB of a request line it could not read.
+    let long_shown = format!("GET /{}", "l".repeat(2048 - 5));
+    // (what is sent, its status, the request as the line must show it)
+    let refusals: [(&[u8], u16, &str); 5] = [
+        (
+            b"\r\nGET /bad\x01 HTTP/1.1\r\nHost: t\r\n\r\n",
+            400,
+            "GET /bad\\x01 HTTP/1.1",
+        ),
+        (
+            b"POST /big HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n",
+            413,
+            "POST /big HTTP/1.1",
+        ),
+        (long_target.as_bytes(), 414, &long_shown),
+        (huge_field.as_bytes(), 431, "GET /huge HTTP/1.1"),
+        // Half a head, then silence: the header timeout answers it.
+        (b"GET /slow HTTP/1.1\r\nHost", 408, "GET /slow HTTP/1.1"),
+    ];
+    for (sent, status, request) in refusals {
+        let response = plugd_tests::parse_response(&send_raw(server.addr(), sent));
+        assert_eq!(response.status, status, "{request}");
+        let line = wait_for_line(&path, &format!("\"{request}\" {status} "));
+        assert!(
+            line.starts_with("127.0.0.1 - - [")
+                && line.contains(&format!(" {status} {} ", response.body.len()))
+                && line.ends_with(" \"builtin\""),
+            "{line}"
+        );
+    }
+    assert_eq!(
+        read_lines(&path).len(),
+        refusals.len(),
+        "{:#?}",
+        read_lines(&path)
+    );
+}
+
+#[test]
+fn a_connection_over_the_limit_is_logged_with_its_503() {
+    let dir = TempDir::new("access-log");
+    let (server, path) = start_logging_to_file(&dir, "combined", &["--max-connections", "2"]);
+    // Two connections the server has certainly accepted: each got an answer and stays open.
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut conn = plugd_tests::Conn::open(server.addr());
+        conn.send(b"GET /held HTTP/1.1\r\nHost: t\r\n\r\n");
+        assert_eq!(conn.read_response().unwrap().status, 404);
+        held.push(conn);
+    }
+    let response = plugd_tests::parse_response(&send_raw(
+        server.addr(),
+        b"GET /one-too-many HTTP/1.1\r\nHost: t\r\n\r\n",
+    ));
+    assert_eq!(response.status, 503);
+    // Refused before its request was read: the line shows none (`"-"`), as nginx shows a request it
+    // never read.
+    let line = wait_for_line(&path, "\"-\" 503 ");
+    assert!(
+        line.starts_with("127.0.0.1 - - [")
+            && line.contains(&format!(" 503 {} \"-\" \"-\" ", response.body.len()))
+            && line.ends_with(" \"builtin\""),
+        "{line}"
     );
 }
 

@@ -319,6 +319,39 @@ fn metrics_parse_as_prometheus_text_and_count_by_route_method_and_status() {
 }
 
 #[test]
+fn requests_refused_before_their_head_are_counted_under_their_own_route_label() {
+    let (server, admin) = start(&[], &["--max-header-bytes", "256"]);
+    let huge_field = format!(
+        "GET /huge HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(300)
+    );
+    let refusals: [(&[u8], u16); 3] = [
+        (b"GET /bad\x01 HTTP/1.1\r\nHost: t\r\n\r\n", 400),
+        // A TLS handshake sent to the plain port: no method at all.
+        (b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03\r\n\r\n", 400),
+        (huge_field.as_bytes(), 431),
+    ];
+    for (sent, status) in refusals {
+        let response = plugd_tests::parse_response(&send_raw(server.addr(), sent));
+        assert_eq!(response.status, status);
+    }
+    let samples = metrics(admin);
+    let requests = |method: &str| {
+        sample(
+            &samples,
+            "plugd_requests_total",
+            &[
+                ("route", "(refused)"),
+                ("method", method),
+                ("status", "4xx"),
+            ],
+        )
+    };
+    assert_eq!(requests("GET"), Some(2.0), "its first word, when a method");
+    assert_eq!(requests("other"), Some(1.0));
+}
+
+#[test]
 fn open_and_idle_connections_are_gauged() {
     let (server, admin) = start(&[], &[]);
     let mut idle: Vec<_> = (0..3).map(|_| server.connect()).collect();

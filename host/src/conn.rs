@@ -24,6 +24,7 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use crate::access_log::{self, Request as Logged};
 use crate::config::{Limits, Timeouts};
 use crate::dispatch;
 use crate::dispatch::AnsweredBy;
@@ -32,6 +33,7 @@ use crate::http::body::{BodyError, ChunkedProgress, decode_chunked_resume};
 use crate::http::response::{self, CONTINUE, Delimit, Framing};
 use crate::http::{BodyFraming, RequestHead, Version, parse_head};
 use crate::metrics;
+use crate::output::Output;
 use crate::rate_limit::{self, ClientSlot, RateLimiter};
 use crate::router::{LiveRouter, RouteMatch, Router};
 use crate::streaming::{OutStream, Pump, Schedule};
@@ -102,7 +104,7 @@ impl Context<'_> {
 #[derive(Default)]
 pub struct Scratch {
     read: Vec<u8>,
-    out: Vec<u8>,
+    out: Output,
 }
 
 /// The part of a chunked request body decoded so far.
@@ -433,7 +435,8 @@ impl Conn {
             Ok(Some(parsed)) => parsed,
             Ok(None) => return None,
             Err(err) => {
-                self.refuse(scratch, cx, err.status(), err.reason());
+                let sent = self.refuse(scratch, cx, err.status(), err.reason());
+                log_refusal(self.peer, buf, (err.status(), sent), started);
                 return None;
             }
         };
@@ -607,7 +610,7 @@ impl Conn {
             _ => (now, false, now),
         };
         if head.expect_continue && head.version == Version::Http11 && !continue_sent {
-            scratch.out.extend_from_slice(CONTINUE);
+            scratch.out.bytes().extend_from_slice(CONTINUE);
             continue_sent = true;
         }
         self.reading = Reading::Body(BodyArriving {
@@ -649,21 +652,38 @@ impl Conn {
         self.send_answer(scratch, cx, head, (response, by), started, false);
     }
 
-    /// Answers a request the host refuses before any handler sees it, and closes after it.
-    fn refuse(&mut self, scratch: &mut Scratch, cx: &Context<'_>, status: u16, reason: &str) {
+    /// Answers a request the host refuses before any handler sees it, and closes after it; returns the
+    /// answer's body bytes.
+    fn refuse(
+        &mut self,
+        scratch: &mut Scratch,
+        cx: &Context<'_>,
+        status: u16,
+        reason: &str,
+    ) -> u64 {
         log::debug!("{}: refused with {status}: {reason}", self.peer);
         if status >= 500 {
             log::warn!("{}: answered {status}: {reason}", self.peer);
         }
-        response::write_error(&mut scratch.out, status, reason, cx.date);
         self.reading = Reading::Closing { linger: true };
+        response::write_error(scratch.out.bytes(), status, reason, cx.date)
+    }
+
+    /// Over a connection limit, before reading anything: a fast 503 instead of unbounded memory, its
+    /// access-log line, then close.
+    pub fn refuse_overloaded(&self, reason: &str) {
+        let mut out = Vec::new();
+        let sent = response::write_error(&mut out, 503, reason, &crate::http::date::now());
+        log_refusal(self.peer, &[], (503, sent), Instant::now());
+        let _ = send_counted(&self.socket, &out, false);
+        let _ = self.socket.shutdown(Shutdown::Write);
     }
 
     /// Appends the response to `out` (or queues it, for file and streamed bodies); returns the body bytes
     /// it carries (a stream's declared length, or 0).
     fn queue_response(
         &mut self,
-        out: &mut Vec<u8>,
+        out: &mut Output,
         response: Response,
         head: &RequestHead<'_>,
         keep_alive: bool,
@@ -683,7 +703,7 @@ impl Conn {
             keep_alive,
             http10: head.version == Version::Http10,
         };
-        let dropped = response::write_head(out, status, headers.iter(), framing, date);
+        let dropped = response::write_head(out.bytes(), status, headers.iter(), framing, date);
         if dropped > 0 {
             log::debug!(
                 "{}: dropped {dropped} host-owned or invalid header field(s) from the handler",
@@ -694,16 +714,13 @@ impl Conn {
             return (status, 0);
         }
         let len = body.len();
-        match body {
-            Body::Empty => {}
-            Body::Bytes(bytes) => out.extend_from_slice(&bytes),
-            Body::Static(bytes) => out.extend_from_slice(bytes),
-            Body::Plugin(bytes) => out.extend_from_slice(bytes.as_bytes()),
-            Body::File { file, offset, len }
-                if len <= INLINE_FILE_MAX && read_into(out, &file, offset, len) => {}
-            Body::File { file, offset, len } => {
+        match out.push_body(body) {
+            None => {}
+            Some(Body::File { file, offset, len })
+                if len <= INLINE_FILE_MAX && read_into(out.bytes(), &file, offset, len) => {}
+            Some(Body::File { file, offset, len }) => {
                 self.output.push_back(Pending::Bytes {
-                    data: std::mem::take(out),
+                    data: out.take_rest(0),
                     sent: 0,
                 });
                 self.output.push_back(Pending::File {
@@ -712,8 +729,8 @@ impl Conn {
                     remaining: len,
                 });
             }
-            // Taken apart above.
-            Body::Stream(_) => {}
+            // In memory (pushed), or a stream (taken apart above).
+            Some(_) => {}
         }
         (status, len)
     }
@@ -723,7 +740,7 @@ impl Conn {
     /// request, or a status without a body, gets the head only (the producer is dropped, never called).
     fn queue_stream<'f>(
         &mut self,
-        out: &mut Vec<u8>,
+        out: &mut Output,
         (status, fields): (u16, impl Iterator<Item = (&'f str, &'f str)>),
         stream: StreamBody,
         head: &RequestHead<'_>,
@@ -736,12 +753,13 @@ impl Conn {
             (None, false) => Delimit::Chunked,
             (None, true) => Delimit::Close,
         };
-        response::write_stream_head(out, status, fields, (delimit, keep_alive, http10), cx.date);
+        let framing = (delimit, keep_alive, http10);
+        response::write_stream_head(out.bytes(), status, fields, framing, cx.date);
         if head.method == "HEAD" || response::status_forbids_body(status) {
             return (status, 0);
         }
         self.output.push_back(Pending::Bytes {
-            data: std::mem::take(out),
+            data: out.take_rest(0),
             sent: 0,
         });
         let body = OutStream::new(stream.producer, delimit, cx.schedule, cx.token);
@@ -776,22 +794,25 @@ impl Conn {
         }
     }
 
-    /// Writes the responses of this wake-up: in one write when nothing was pending.
+    /// Writes the responses of this wake-up: in one write when nothing was pending, else behind what is.
+    /// Only what the socket does not take is copied, to wait in the queue. The worker's buffer is left
+    /// empty, even after an error: the next connection it serves must not send this one's bytes.
     fn write_out(&mut self, scratch: &mut Scratch) -> io::Result<()> {
-        if self.output.is_empty() && !scratch.out.is_empty() {
-            let sent = send_counted(&self.socket, &scratch.out, false)?;
+        if !scratch.out.is_empty() {
+            let sent = if self.output.is_empty() {
+                scratch.out.write_to(&self.socket)
+            } else {
+                Ok(0)
+            };
+            let sent = sent.inspect_err(|_| scratch.out.clear())?;
+            metrics::count_bytes_out(sent);
             if sent < scratch.out.len() {
                 self.output.push_back(Pending::Bytes {
-                    data: scratch.out[sent..].to_vec(),
+                    data: scratch.out.take_rest(sent),
                     sent: 0,
                 });
             }
             scratch.out.clear();
-        } else if !scratch.out.is_empty() {
-            self.output.push_back(Pending::Bytes {
-                data: std::mem::take(&mut scratch.out),
-                sent: 0,
-            });
         }
         self.flush().map(drop)
     }
@@ -935,13 +956,18 @@ impl Conn {
         }
     }
 
-    /// The deadline passed: a request half-received gets a 408, anything else is simply closed.
+    /// The deadline passed: a request half-received gets a 408 (and its access-log line), anything else is
+    /// simply closed.
     fn on_expired(&mut self, cx: &Context<'_>) -> Next {
-        let lingering = matches!(self.reading, Reading::Lingering);
-        if !self.input.is_empty() && !lingering && self.output.is_empty() {
+        let started = match self.reading {
+            Reading::Head { started } | Reading::Body(BodyArriving { started, .. }) => started,
+            _ => return Next::Close,
+        };
+        if !self.input.is_empty() && self.output.is_empty() {
             log::debug!("{}: request timed out", self.peer);
             let mut out = Vec::new();
-            response::write_error(&mut out, 408, "request timeout", cx.date);
+            let sent = response::write_error(&mut out, 408, "request timeout", cx.date);
+            log_refusal(self.peer, &self.input, (408, sent), started);
             let _ = send_counted(&self.socket, &out, false);
         }
         Next::Close
@@ -990,12 +1016,12 @@ fn send_counted(socket: &TcpStream, data: &[u8], more: bool) -> io::Result<usize
 /// The response's request id for the access log, kept before the response is written: a copy only when a
 /// filter set one and the access log is on.
 fn request_id(response: &Response) -> Option<String> {
-    if !crate::access_log::enabled() {
+    if !access_log::enabled() {
         return None;
     }
     response
         .headers
-        .get(crate::access_log::REQUEST_ID_FIELD)
+        .get(access_log::REQUEST_ID_FIELD)
         .map(str::to_owned)
 }
 
@@ -1007,7 +1033,14 @@ fn access_log(
     started: Instant,
     (handler, request_id): (&str, Option<&str>),
 ) {
-    crate::access_log::record(peer, head, (status, bytes), started, (handler, request_id));
+    let request = Logged::Parsed(head);
+    access_log::record(
+        peer,
+        request,
+        (status, bytes),
+        started,
+        (handler, request_id),
+    );
     // A 503 answers overload, and whoever refuses logs it at most once a second (the plugin bulkheads): a
     // line per refusal would itself load the overloaded server (6,900 lines a second with 1,000 clients).
     if status >= 500 && status != 503 {
@@ -1017,6 +1050,42 @@ fn access_log(
             head.target.escape_debug()
         );
     }
+}
+
+/// Most bytes of a refused request's first line its access-log line shows: a line per refusal stays
+/// bounded however long the line sent (nginx, too, shows a refused request line cut short).
+const REFUSED_LINE_MAX: usize = 2048;
+
+/// A request answered before its head could be read (`received`: its bytes so far; 400, 414, 431, 408, or a
+/// connection over the limit): its access-log line, with the first line as it came, and its count in the
+/// metrics.
+fn log_refusal(peer: SocketAddr, received: &[u8], (status, bytes): (u16, u64), started: Instant) {
+    let line = first_line(received);
+    let logged = Logged::Refused(line);
+    access_log::record(
+        peer,
+        logged,
+        (status, bytes),
+        started,
+        (dispatch::BUILTIN, None),
+    );
+    metrics::record_refusal(line, status, started);
+}
+
+/// The first line of `received` (leading empty lines skipped, as the parser skips them; RFC 9112 §2.2), as
+/// far as it came, at most [`REFUSED_LINE_MAX`] bytes.
+fn first_line(received: &[u8]) -> &[u8] {
+    let start = received
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(received.len());
+    let line = &received[start..];
+    let line = &line[..line.len().min(REFUSED_LINE_MAX)];
+    let end = line
+        .iter()
+        .position(|&b| b == b'\r' || b == b'\n')
+        .unwrap_or(line.len());
+    &line[..end]
 }
 
 #[cfg(test)]

@@ -231,8 +231,8 @@ pub enum Body {
     Empty,
     Bytes(Vec<u8>),
     Static(&'static [u8]),
-    /// Bytes a plugin built, left in its memory (and freed there when dropped): copied once, into the
-    /// response, where converting them to a `Vec` would copy them twice (4 KiB echoed: 2 copies, not 3).
+    /// Bytes a plugin built, left in its memory (and freed there when dropped): a large body is sent from
+    /// there (`output.rs`), where converting it to a `Vec` would copy it.
     Plugin(plugin_api::Body),
     /// `len` bytes of `file` from `offset`, streamed (sendfile), never read whole into memory.
     File {

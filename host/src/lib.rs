@@ -7,7 +7,8 @@
 //! [`handler::Handler`] answers: [`plugins`], [`static_files`] or a built-in, inside the [`middleware`] chain
 //! of filter plugins, after the [`rate_limit`] let the client through; [`http`] is the wire format;
 //! [`access_log`] writes a line per answered request; [`metrics`] counts requests for the [`admin`]
-//! listener; [`sys`] holds the few system calls std lacks. Every
+//! listener; [`sys`] holds the few system calls std lacks; `output.rs` gathers a connection's answers into
+//! one write, `words.rs` tests byte classes eight bytes at a time. Every
 //! file imports only files below it (`tests/layering.rs` checks it).
 //!
 //! Public: what `main.rs`, the end-to-end tests, the benchmarks and the fuzz targets use. The engine's
@@ -24,6 +25,7 @@ pub mod handler;
 pub mod http;
 pub mod metrics;
 pub mod middleware;
+mod output;
 pub mod plugins;
 mod poller;
 mod pool;
@@ -35,4 +37,5 @@ pub mod static_files;
 mod streaming;
 pub mod sys;
 mod upload;
+mod words;
 mod worker;

@@ -1,5 +1,5 @@
 //! The few system calls std does not offer: `sendfile`, `accept4`, `recv` into spare capacity, a non-blocking
-//! send of what fits, a bounded wait for input, an eventfd to wake the poller, the open-files limit, a thread's id and kernel state (to tell a blocked worker from a preempted one), and
+//! send of what fits, `sendmsg` of several buffers, a bounded wait for input, an eventfd to wake the poller, the open-files limit, a thread's id and kernel state (to tell a blocked worker from a preempted one), and
 //! the coarse monotonic clock.
 
 use std::fs::File;
@@ -28,6 +28,23 @@ pub(crate) fn send(socket: &TcpStream, data: &[u8], more: bool) -> io::Result<us
     let flags = libc::MSG_NOSIGNAL | if more { libc::MSG_MORE } else { 0 };
     // SAFETY: `data` is a valid, initialised buffer of `data.len()` bytes for the duration of the call.
     let sent = unsafe { libc::send(socket.as_raw_fd(), data.as_ptr().cast(), data.len(), flags) };
+    if sent < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(sent as usize)
+    }
+}
+
+/// [`send`] of several buffers in order, in one system call (`sendmsg`: a `writev` without SIGPIPE).
+pub(crate) fn send_vectored(socket: &TcpStream, pieces: &[io::IoSlice<'_>]) -> io::Result<usize> {
+    // SAFETY: a zeroed msghdr is a valid "no address, no control data" header.
+    let mut message: libc::msghdr = unsafe { std::mem::zeroed() };
+    // `IoSlice` is guaranteed ABI-compatible with `iovec` on Unix; sendmsg only reads through the pointer.
+    message.msg_iov = pieces.as_ptr().cast_mut().cast();
+    message.msg_iovlen = pieces.len() as _;
+    // SAFETY: `message` points at `pieces.len()` valid iovecs, each a live, initialised buffer, for the
+    // duration of the call.
+    let sent = unsafe { libc::sendmsg(socket.as_raw_fd(), &message, libc::MSG_NOSIGNAL) };
     if sent < 0 {
         Err(io::Error::last_os_error())
     } else {

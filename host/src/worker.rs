@@ -15,7 +15,7 @@
 //! handlers still block.
 
 use std::io;
-use std::net::{Shutdown, TcpListener};
+use std::net::TcpListener;
 use std::os::fd::AsRawFd;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -26,7 +26,7 @@ use crate::config::{Config, Limits, Timeouts};
 use crate::conn::{Conn, Context, Next, Scratch};
 use crate::connections::{Connections, LISTENER, WAKER};
 use crate::dispatch::panic_message;
-use crate::http::{date, response};
+use crate::http::date;
 use crate::metrics::prometheus::Gauges;
 use crate::poller::{Event, Events, Poller};
 use crate::pool::{self, Pool, Wake};
@@ -437,10 +437,7 @@ fn register(shared: &Shared, mut conn: Box<Conn>) {
 /// Over a connection limit: a fast 503 instead of unbounded memory, then close.
 fn refuse_overloaded(conn: &Conn, reason: &str) {
     warn_rate_limited(&format!("{}: refused with 503: {reason}", conn.peer()));
-    let mut out = Vec::new();
-    response::write_error(&mut out, 503, reason, &date::now());
-    let _ = std::io::Write::write(&mut conn.socket(), &out);
-    let _ = conn.socket().shutdown(Shutdown::Write);
+    conn.refuse_overloaded(reason);
 }
 
 fn is_out_of_descriptors(err: &io::Error) -> bool {

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::http::date::{HTTP_DATE_LEN, write_http_date};
 use crate::http::{RequestHead, Version};
-use crate::sys;
+use crate::{sys, words};
 
 /// Which line format the access log writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -32,7 +32,7 @@ pub enum Format {
 /// What one line says about one answered request.
 pub struct Entry<'a> {
     pub peer: IpAddr,
-    pub head: &'a RequestHead<'a>,
+    pub request: Request<'a>,
     pub status: u16,
     /// Body bytes of the response (headers excluded), as `%b`.
     pub body_bytes: u64,
@@ -43,6 +43,16 @@ pub struct Entry<'a> {
     /// The response's `X-Request-Id` (set by a filter such as `request-id`), if it has one: appended to a
     /// combined line in quotes, a `request_id` member of a JSON line.
     pub request_id: Option<&'a str>,
+}
+
+/// The request a line is about.
+#[derive(Clone, Copy)]
+pub enum Request<'a> {
+    /// A request whose head was read: method, target, protocol, `Referer` and `User-Agent` come from it.
+    Parsed(&'a RequestHead<'a>),
+    /// A request refused before its head was read whole (400, 408, 414, 431...): its first line as far as
+    /// it came, written escaped in place of the request line, as nginx logs such requests (empty: `-`).
+    Refused(&'a [u8]),
 }
 
 impl Format {
@@ -213,16 +223,23 @@ fn protocol(head: &RequestHead<'_>) -> &'static [u8] {
 
 /// `127.0.0.1 - - [10/Oct/2000:13:55:36 +0000] "GET /a HTTP/1.1" 200 13 "-" "curl/8" 0.042 "hello"`
 fn write_combined(out: &mut Vec<u8>, entry: &Entry<'_>, cache: &mut LineCache) {
-    let head = entry.head;
-    let (referer, agent) = referer_and_agent(head);
     cache.write_prefix(out, Format::Combined, entry.peer);
-    escape_clf(out, head.method.as_bytes());
-    out.push(b' ');
-    escape_clf(out, head.target.as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(protocol(head));
+    let (referer, agent) = match entry.request {
+        Request::Parsed(head) => {
+            escape_clf(out, head.method.as_bytes());
+            out.push(b' ');
+            escape_clf(out, head.target.as_bytes());
+            out.push(b' ');
+            out.extend_from_slice(protocol(head));
+            referer_and_agent(head)
+        }
+        Request::Refused(line) => {
+            write_dash_if_empty(out, line, escape_clf);
+            (&b""[..], &b""[..])
+        }
+    };
     out.extend_from_slice(b"\" ");
-    write_decimal(out, u64::from(entry.status));
+    write_status(out, entry.status);
     out.push(b' ');
     // `%b`: a dash, not 0, when no body bytes were sent.
     if entry.body_bytes == 0 {
@@ -241,29 +258,41 @@ fn write_combined(out: &mut Vec<u8>, entry: &Entry<'_>, cache: &mut LineCache) {
     out.push(b'\n');
 }
 
-/// ` "value"`, or ` "-"` for an empty or absent value.
-fn write_quoted_clf(out: &mut Vec<u8>, value: &[u8]) {
-    out.extend_from_slice(b" \"");
+/// `value` escaped by `escape`, or `-` for an empty value.
+fn write_dash_if_empty(out: &mut Vec<u8>, value: &[u8], escape: fn(&mut Vec<u8>, &[u8])) {
     if value.is_empty() {
         out.push(b'-');
     } else {
-        escape_clf(out, value);
+        escape(out, value);
     }
+}
+
+/// ` "value"`, or ` "-"` for an empty or absent value.
+#[inline]
+fn write_quoted_clf(out: &mut Vec<u8>, value: &[u8]) {
+    out.extend_from_slice(b" \"");
+    write_dash_if_empty(out, value, escape_clf);
     out.push(b'"');
 }
 
 /// `{"time":"2000-10-10T13:55:36+00:00","remote_addr":"127.0.0.1",...,"handler":"hello"}`
 fn write_json(out: &mut Vec<u8>, entry: &Entry<'_>, cache: &mut LineCache) {
-    let head = entry.head;
-    let (referer, agent) = referer_and_agent(head);
     cache.write_prefix(out, Format::Json, entry.peer);
-    escape_json(out, head.method.as_bytes());
+    let (method, target, protocol, referer, agent) = match entry.request {
+        Request::Parsed(head) => {
+            let (referer, agent) = referer_and_agent(head);
+            let (method, target) = (head.method.as_bytes(), head.target.as_bytes());
+            (method, target, protocol(head), referer, agent)
+        }
+        Request::Refused(line) => (&b""[..], line, &b""[..], &b""[..], &b""[..]),
+    };
+    escape_json(out, method);
     out.extend_from_slice(b"\",\"target\":\"");
-    escape_json(out, head.target.as_bytes());
+    escape_json(out, target);
     out.extend_from_slice(b"\",\"protocol\":\"");
-    out.extend_from_slice(protocol(head));
+    out.extend_from_slice(protocol);
     out.extend_from_slice(b"\",\"status\":");
-    write_decimal(out, u64::from(entry.status));
+    write_status(out, entry.status);
     out.extend_from_slice(b",\"body_bytes\":");
     write_decimal(out, entry.body_bytes);
     out.extend_from_slice(b",\"referer\":\"");
@@ -312,18 +341,62 @@ fn write_seconds(out: &mut Vec<u8>, duration: Duration) {
     ]);
 }
 
-fn write_decimal(out: &mut Vec<u8>, mut value: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (value % 10) as u8;
-        value /= 10;
-        if value == 0 {
-            break;
-        }
+/// A status: three digits (RFC 9110 §15), as one fixed-size copy.
+fn write_status(out: &mut Vec<u8>, status: u16) {
+    match status {
+        100..=999 => out.extend_from_slice(&[
+            b'0' + (status / 100) as u8,
+            b'0' + (status / 10 % 10) as u8,
+            b'0' + (status % 10) as u8,
+        ]),
+        _ => write_decimal(out, u64::from(status)),
     }
-    out.extend_from_slice(&digits[at..]);
+}
+
+/// Two decimal digits for each number below 100: half the divisions of one digit at a time.
+const DIGIT_PAIRS: [u8; 200] = digit_pairs();
+
+const fn digit_pairs() -> [u8; 200] {
+    let mut pairs = [0u8; 200];
+    let mut n = 0;
+    while n < 100 {
+        pairs[2 * n] = b'0' + (n / 10) as u8;
+        pairs[2 * n + 1] = b'0' + (n % 10) as u8;
+        n += 1;
+    }
+    pairs
+}
+
+/// The decimal digits of `value`, composed at the start of a fixed-size array appended as one inline copy
+/// and then cut to their length (no call to memcpy for a few bytes).
+fn write_decimal(out: &mut Vec<u8>, value: u64) {
+    // Most numbers in a line are small: a status-sized body, a duration's whole seconds.
+    match value {
+        0..10 => return out.push(b'0' + value as u8),
+        10..100 => return out.extend_from_slice(&DIGIT_PAIRS[2 * value as usize..][..2]),
+        _ => {}
+    }
+    /// Digits in `u64::MAX`.
+    const MAX_DIGITS: usize = 20;
+    let len = value.checked_ilog10().map_or(1, |log| log as usize + 1);
+    let mut digits = [b'0'; MAX_DIGITS];
+    let mut at = len;
+    let mut rest = value;
+    while rest >= 100 {
+        let pair = (rest % 100) as usize * 2;
+        rest /= 100;
+        at -= 2;
+        digits[at..at + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    }
+    if rest >= 10 {
+        let pair = rest as usize * 2;
+        digits[..2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    } else {
+        digits[0] = b'0' + rest as u8;
+    }
+    let end = out.len() + len;
+    out.extend_from_slice(&digits);
+    out.truncate(end);
 }
 
 const HEX: &[u8; 16] = b"0123456789ABCDEF";
@@ -334,14 +407,34 @@ fn needs_escape(byte: u8) -> bool {
     !(0x20..0x7f).contains(&byte) || byte == b'"' || byte == b'\\'
 }
 
-/// Appends `value` with nginx's `escape=default` rules. The check runs over the whole value without an
-/// early exit, so it vectorises: the usual value needs no escaping and is copied in one go.
+/// Whether some byte of `value` [`needs_escape`]: eight bytes at a time, so the usual value (a path, a
+/// user agent) is checked in about two instructions a byte and then copied in one go.
+#[inline]
+fn any_needs_escape(value: &[u8]) -> bool {
+    let (words, rest) = words::words(value);
+    let mut any = false;
+    for word in words {
+        any |= words::has_below(word, 0x20)
+            | words::has_above(word, 0x7e)
+            | words::has_byte(word, b'"')
+            | words::has_byte(word, b'\\');
+    }
+    any || rest.iter().any(|&b| needs_escape(b))
+}
+
+/// Appends `value` with nginx's `escape=default` rules. Inline: the usual value is one check and one copy.
 #[inline]
 fn escape_clf(out: &mut Vec<u8>, value: &[u8]) {
-    if !value.iter().fold(false, |any, &b| any | needs_escape(b)) {
+    if any_needs_escape(value) {
+        escape_clf_each(out, value);
+    } else {
         out.extend_from_slice(value);
-        return;
     }
+}
+
+/// [`escape_clf`] of a value that needs it, byte by byte.
+#[cold]
+fn escape_clf_each(out: &mut Vec<u8>, value: &[u8]) {
     for &byte in value {
         if needs_escape(byte) {
             out.extend_from_slice(&[
@@ -357,11 +450,18 @@ fn escape_clf(out: &mut Vec<u8>, value: &[u8]) {
 }
 
 /// Appends `value` as the inside of a JSON string: valid UTF-8 is kept, every other byte is `\u00HH`.
+#[inline]
 fn escape_json(out: &mut Vec<u8>, value: &[u8]) {
-    if !value.iter().fold(false, |any, &b| any | needs_escape(b)) {
+    if any_needs_escape(value) {
+        escape_json_each(out, value);
+    } else {
         out.extend_from_slice(value);
-        return;
     }
+}
+
+/// [`escape_json`] of a value that needs it, character by character.
+#[cold]
+fn escape_json_each(out: &mut Vec<u8>, value: &[u8]) {
     for chunk in value.utf8_chunks() {
         for &byte in chunk.valid().as_bytes() {
             match byte {
@@ -429,7 +529,7 @@ mod tests {
     fn line(format: Format, head: &RequestHead<'_>, handler: &str) -> String {
         let entry = Entry {
             peer: "192.0.2.7".parse().unwrap(),
-            head,
+            request: Request::Parsed(head),
             status: 200,
             body_bytes: 13,
             duration: Duration::from_micros(1_042_999),
@@ -468,7 +568,7 @@ mod tests {
         let head = head("HEAD", "/", &[("User-Agent", b"")]);
         let entry = Entry {
             peer: "::ffff:10.0.0.1".parse().unwrap(),
-            head: &head,
+            request: Request::Parsed(&head),
             status: 304,
             body_bytes: 0,
             duration: Duration::ZERO,
@@ -499,7 +599,7 @@ mod tests {
         ] {
             let entry = Entry {
                 peer: "10.0.0.1".parse().unwrap(),
-                head: &head,
+                request: Request::Parsed(&head),
                 status: 200,
                 body_bytes: 0,
                 duration: Duration::ZERO,
@@ -515,6 +615,42 @@ mod tests {
             let line = String::from_utf8(out).unwrap();
             assert!(line.ends_with(ending), "{line}");
         }
+    }
+
+    #[test]
+    fn a_refused_request_is_logged_with_the_line_it_sent() {
+        let mut cache = LineCache::fixed(apache_example_time());
+        let mut line = |format: Format, sent: &[u8]| {
+            let entry = Entry {
+                peer: "192.0.2.7".parse().unwrap(),
+                request: Request::Refused(sent),
+                status: 400,
+                body_bytes: 20,
+                duration: Duration::ZERO,
+                handler: "builtin",
+                request_id: None,
+            };
+            let mut out = Vec::new();
+            format.write(&mut out, &entry, &mut cache);
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(
+            line(Format::Combined, b"\x16\x03\x01 GET\""),
+            "192.0.2.7 - - [10/Oct/2000:13:55:36 +0000] \"\\x16\\x03\\x01 GET\\x22\" 400 20 \"-\" \"-\" \
+             0.000 \"builtin\"\n"
+        );
+        assert!(line(Format::Combined, b"").contains("] \"-\" 400 20 \"-\" \"-\" "));
+        let json: serde_json::Value =
+            serde_json::from_str(&line(Format::Json, b"GET /\r")).unwrap();
+        assert_eq!(
+            (
+                &json["method"],
+                &json["target"],
+                &json["protocol"],
+                &json["status"]
+            ),
+            (&"".into(), &"GET /\r".into(), &"".into(), &400.into())
+        );
     }
 
     #[test]
@@ -537,7 +673,7 @@ mod tests {
         for peer in ["192.0.2.7", "2001:db8::1", "192.0.2.7", "192.0.2.70"] {
             let entry = Entry {
                 peer: peer.parse().unwrap(),
-                head: &head,
+                request: Request::Parsed(&head),
                 status: 200,
                 body_bytes: 1,
                 duration: Duration::ZERO,
@@ -555,7 +691,7 @@ mod tests {
         out.clear();
         let entry = Entry {
             peer: "192.0.2.70".parse().unwrap(),
-            head: &head,
+            request: Request::Parsed(&head),
             status: 200,
             body_bytes: 1,
             duration: Duration::ZERO,
@@ -571,7 +707,7 @@ mod tests {
         let head = head("GET", "/", &[]);
         let entry = Entry {
             peer: "2001:db8::1".parse().unwrap(),
-            head: &head,
+            request: Request::Parsed(&head),
             status: 200,
             body_bytes: 1,
             duration: Duration::ZERO,

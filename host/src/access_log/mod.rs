@@ -17,6 +17,9 @@
 //!   inside the formatting itself leaves only whole lines behind (the half line is dropped).
 //! - **Reopened** on SIGUSR1 ([`reopen`]): what is buffered goes to the old file, new lines to the new one.
 //!
+//! Requests the engine answers before it could read their head (400, 414, 431, 408, a connection over the
+//! limit's 503) have their line too, as nginx logs them: the first line as it came ([`Request::Refused`]).
+//!
 //! Lines still buffered when the process is killed (SIGKILL, a crash) are lost, up to one second of them:
 //! the price of batching, the same as nginx's.
 
@@ -30,10 +33,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-pub use format::{Entry, Format};
+pub use format::{Entry, Format, Request};
 pub use sink::Destination;
 
-use crate::http::RequestHead;
 use format::LineCache;
 use sink::Sink;
 
@@ -107,12 +109,12 @@ pub fn start(settings: &Settings) -> io::Result<()> {
 /// The response field whose value a line records as the request's id.
 pub const REQUEST_ID_FIELD: &str = "X-Request-Id";
 
-/// Logs one answered request: `status` and `body_bytes` of the response, `started` at the request's first
-/// byte, `handler` who answered, the response's `request_id` ([`REQUEST_ID_FIELD`]) if it has one. The
-/// line's time is now.
+/// Logs one answered request: `request` as it was read (or refused), `status` and `body_bytes` of the
+/// response, `started` at the request's first byte, `handler` who answered, the response's `request_id`
+/// ([`REQUEST_ID_FIELD`]) if it has one. The line's time is now.
 pub fn record(
     peer: SocketAddr,
-    head: &RequestHead<'_>,
+    request: Request<'_>,
     (status, body_bytes): (u16, u64),
     started: Instant,
     (handler, request_id): (&str, Option<&str>),
@@ -126,7 +128,7 @@ pub fn record(
         let Lines { bytes, cache } = &mut *lines;
         let entry = Entry {
             peer: peer.ip(),
-            head,
+            request,
             status,
             body_bytes,
             duration: cache.now().saturating_duration_since(started),

@@ -199,8 +199,8 @@ fn push_u64(out: &mut Vec<u8>, n: u64) {
 }
 
 /// A complete `text/plain` error response with `Connection: close`, for answers the host gives on its own
-/// before any handler runs (400, 408, 413, 503, ...).
-pub fn write_error(out: &mut Vec<u8>, status: u16, message: &str, date: &[u8]) {
+/// before any handler runs (400, 408, 413, 503, ...). Returns the bytes of its body.
+pub fn write_error(out: &mut Vec<u8>, status: u16, message: &str, date: &[u8]) -> u64 {
     let fields = [("Content-Type", "text/plain; charset=utf-8")];
     let framing = Framing {
         body_len: message.len() as u64 + 1,
@@ -210,6 +210,7 @@ pub fn write_error(out: &mut Vec<u8>, status: u16, message: &str, date: &[u8]) {
     write_head(out, status, fields.into_iter(), framing, date);
     out.extend_from_slice(message.as_bytes());
     out.push(b'\n');
+    framing.body_len
 }
 
 /// The interim response that tells a client waiting on `Expect: 100-continue` to send its body.

@@ -4,6 +4,7 @@
 //! theirs.
 
 use super::headers::Header;
+use crate::words;
 
 /// The protocol version of a request; a later `HTTP/1.x` minor is answered as 1.1 (RFC 9110 §6.2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -160,9 +161,16 @@ pub(crate) fn is_token(s: &[u8]) -> bool {
 }
 
 /// Whether every byte of `value` may stand in a field value: field-vchar, obs-text, SP and HTAB
-/// (RFC 9110 §5.5).
+/// (RFC 9110 §5.5). Eight bytes at a time: only a word holding a control byte (HTAB, or a refused one) or
+/// DEL is looked at byte by byte (a plugin's `text/plain; charset=utf-8`: 3 words and a byte).
 pub(crate) fn is_field_value(value: &[u8]) -> bool {
-    all_in(value, &FIELD_VALUE)
+    let (words, rest) = words::words(value);
+    for word in words {
+        if words::has_below(word, 0x20) || words::has_byte(word, 0x7f) {
+            return all_in(value, &FIELD_VALUE);
+        }
+    }
+    all_in(rest, &FIELD_VALUE)
 }
 
 /// Optional whitespace (SP / HTAB) trimmed from both ends (RFC 9110 §5.6.3).
@@ -222,4 +230,26 @@ pub(crate) struct RequestLine<'b> {
     pub path: &'b str,
     pub query: Option<&'b str>,
     pub version: Version,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_values_are_checked_by_word_as_by_byte() {
+        for len in 1..20 {
+            for at in 0..len {
+                for byte in 0..=255u8 {
+                    let mut value = vec![b'a'; len];
+                    value[at] = byte;
+                    assert_eq!(
+                        is_field_value(&value),
+                        FIELD_VALUE[usize::from(byte)],
+                        "{value:?}"
+                    );
+                }
+            }
+        }
+    }
 }

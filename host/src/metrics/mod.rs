@@ -38,6 +38,17 @@ pub fn record_request(series: SeriesId, method: &str, status: u16, started: Inst
     shards::finish(series.index(), shards::method_index(method), status, micros);
 }
 
+/// A request refused before its head was read, answered `status`; `first_line` is as much of its request
+/// line as came (its first word counts as the method when it is one; else, or empty, as `other`).
+pub fn record_refusal(first_line: &[u8], status: u16, started: Instant) {
+    if !enabled() {
+        return;
+    }
+    let method = first_line.split(|&b| b == b' ').next().unwrap_or_default();
+    let method = std::str::from_utf8(method).unwrap_or_default();
+    record_request(registry::refused_series(), method, status, started);
+}
+
 /// `n` bytes read from a client connection.
 #[inline]
 pub fn count_bytes_in(n: usize) {

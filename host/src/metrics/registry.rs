@@ -41,6 +41,9 @@ pub struct RouteKey {
 
 /// The pattern label of requests no route matched (404, 405, 501): no pattern starts with `(`.
 pub const NO_ROUTE: &str = "(none)";
+/// The pattern label of requests refused before their head was read (400, 414, 431, 408, a connection over
+/// the limit's 503).
+pub const REFUSED: &str = "(refused)";
 
 /// Series ids: routes keep theirs for good; a plugin version's is freed when its counters are dropped.
 #[derive(Default)]
@@ -102,6 +105,12 @@ pub fn route_series(method: &str, pattern: &str) -> SeriesId {
 pub fn unmatched_series() -> SeriesId {
     static UNMATCHED: std::sync::OnceLock<SeriesId> = std::sync::OnceLock::new();
     *UNMATCHED.get_or_init(|| route_series("*", NO_ROUTE))
+}
+
+/// The series of requests refused before their head was read.
+pub fn refused_series() -> SeriesId {
+    static REFUSED_SERIES: std::sync::OnceLock<SeriesId> = std::sync::OnceLock::new();
+    *REFUSED_SERIES.get_or_init(|| route_series("*", REFUSED))
 }
 
 /// A fresh series for a plugin version's counters.
