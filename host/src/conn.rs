@@ -1396,6 +1396,21 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_write_leaves_nothing_for_the_next_connection_of_the_worker() {
+        let mut gone = Pair::new();
+        gone.client.write_all(GET).unwrap();
+        // The client leaves before its answer: writing it fails (EPIPE).
+        gone.client.shutdown(Shutdown::Both).unwrap();
+        assert_eq!(gone.serve(Instant::now()), Next::Close);
+        let mut next = Pair::new();
+        next.scratch = std::mem::take(&mut gone.scratch);
+        next.send_and_serve(GET, Instant::now());
+        let text = next.text();
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+        assert_eq!(text.matches("HTTP/1.1").count(), 1, "{text}");
+    }
+
+    #[test]
     fn output_the_socket_cannot_take_waits_for_write_events() {
         let mut pair = Pair::new();
         let now = Instant::now();
