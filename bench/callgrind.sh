@@ -8,9 +8,10 @@
 #   request, with start-up and shutdown cancelled out. Every instruction of the process counts: the
 #   server's, the allocator's, the plugin's, libc's.
 #   TARGET: plugd (the access log off, as the benchmarks run it), plugd-default (the access log on, to a
-#   file), hyper (the harness's hyper peer), or NAME='command' with {port} and {static} placeholders
-#   (e.g. an older build). Default: plugd hyper. PATH (default /plaintext for plugd, / for the others)
-#   is requested from every plugd target; --body sends POSTs (use --path /echo).
+#   file), hyper (the harness's hyper peer), or NAME[@PATH]='command' with {port} and {static}
+#   placeholders (e.g. an older build, as bench/run.sh takes it). Default: plugd hyper. --path PATH is
+#   requested from every target (default: /plaintext from plugd targets, / from hyper, a NAME's own @PATH
+#   or /); --body sends POSTs (use --path /echo).
 # example:
 #   bench/callgrind.sh -n 2000 plugd plugd-default hyper
 #   bench/callgrind.sh -n 1000 --path /echo --body 4096 plugd hyper
@@ -50,8 +51,10 @@ command_of() {
   esac
 }
 path_of() {
-  case $1 in
+  local name=${1%%=*}
+  case $name in
     plugd|plugd-default) echo "${PATH_ARG:-/plaintext}" ;;
+    *@*) echo "${PATH_ARG:-${name#*@}}" ;;
     *) echo "${PATH_ARG:-/}" ;;
   esac
 }
@@ -63,8 +66,9 @@ instructions() {
   command=${command//\{port\}/$port}
   command=${command//\{static\}/$STATIC}
   out=$WORK/callgrind.$count.out
+  # --trace-children: a command may start with `env`, whose exec of the server must stay measured.
   # shellcheck disable=SC2086 # the command is split into words on purpose
-  valgrind --tool=callgrind --callgrind-out-file="$out" $command >"$WORK/server.log" 2>&1 &
+  valgrind --tool=callgrind --trace-children=yes --callgrind-out-file="$out" $command >"$WORK/server.log" 2>&1 &
   pid=$!
   for _ in $(seq 600); do
     python3 -c "import socket; socket.create_connection(('127.0.0.1', $port)).close()" 2>/dev/null && break
@@ -83,5 +87,6 @@ for target in "${TARGETS[@]}"; do
   path=$(path_of "$target")
   one=$(instructions "$command" "$path" "$N")
   two=$(instructions "$command" "$path" $((2 * N)))
-  printf '%-16s %14s %14s %10s\n' "${target%%=*}" "$one" "$two" $(((two - one) / N))
+  name=${target%%=*}
+  printf '%-16s %14s %14s %10s\n' "${name%%@*}" "$one" "$two" $(((two - one) / N))
 done

@@ -124,6 +124,17 @@ impl LineCache {
         self.calibrate()
     }
 
+    /// The time from `started` to now, within a kernel tick. A request answered within the tick it started
+    /// in (the usual one) costs a comparison, not a subtraction.
+    pub fn since(&mut self, started: Instant) -> Duration {
+        let now = self.now();
+        if now <= started {
+            Duration::ZERO
+        } else {
+            now.duration_since(started)
+        }
+    }
+
     fn calibrate(&mut self) -> Instant {
         let coarse = sys::coarse_monotonic();
         let precise = Instant::now();
@@ -221,7 +232,18 @@ fn protocol(head: &RequestHead<'_>) -> &'static [u8] {
     }
 }
 
+/// The protocol and the end of a combined line's request field, in one append.
+fn protocol_closing_quote(head: &RequestHead<'_>) -> &'static [u8] {
+    match head.version {
+        Version::Http10 => b"HTTP/1.0\" ",
+        Version::Http11 => b"HTTP/1.1\" ",
+    }
+}
+
 /// `127.0.0.1 - - [10/Oct/2000:13:55:36 +0000] "GET /a HTTP/1.1" 200 13 "-" "curl/8" 0.042 "hello"`
+///
+/// At a few hundred instructions a line, each append counts: constant runs of bytes are appended whole
+/// (`HTTP/1.1" `, a status and its space, `"-" "-"` for a request with neither field).
 fn write_combined(out: &mut Vec<u8>, entry: &Entry<'_>, cache: &mut LineCache) {
     cache.write_prefix(out, Format::Combined, entry.peer);
     let (referer, agent) = match entry.request {
@@ -230,26 +252,29 @@ fn write_combined(out: &mut Vec<u8>, entry: &Entry<'_>, cache: &mut LineCache) {
             out.push(b' ');
             escape_clf(out, head.target.as_bytes());
             out.push(b' ');
-            out.extend_from_slice(protocol(head));
+            out.extend_from_slice(protocol_closing_quote(head));
             referer_and_agent(head)
         }
         Request::Refused(line) => {
             write_dash_if_empty(out, line, escape_clf);
+            out.extend_from_slice(b"\" ");
             (&b""[..], &b""[..])
         }
     };
-    out.extend_from_slice(b"\" ");
-    write_status(out, entry.status);
-    out.push(b' ');
+    write_status_and_space(out, entry.status);
     // `%b`: a dash, not 0, when no body bytes were sent.
     if entry.body_bytes == 0 {
         out.push(b'-');
     } else {
         write_decimal(out, entry.body_bytes);
     }
-    write_quoted_clf(out, referer);
-    write_quoted_clf(out, agent);
-    out.push(b' ');
+    if referer.is_empty() && agent.is_empty() {
+        out.extend_from_slice(b" \"-\" \"-\" ");
+    } else {
+        write_quoted_clf(out, referer);
+        write_quoted_clf(out, agent);
+        out.push(b' ');
+    }
     write_seconds(out, entry.duration);
     write_quoted_clf(out, entry.handler.as_bytes());
     if let Some(id) = entry.request_id {
@@ -330,15 +355,37 @@ fn write_ip(out: &mut Vec<u8>, ip: IpAddr) {
 
 /// Seconds with millisecond resolution, as nginx's `$request_time` (`0.004`) and GoAccess's `%T` read them.
 fn write_seconds(out: &mut Vec<u8>, duration: Duration) {
-    let millis = duration.as_millis().min(u128::from(u64::MAX)) as u64;
-    write_decimal(out, millis / 1000);
-    let fraction = millis % 1000;
-    out.extend_from_slice(&[
+    let (seconds, millis) = (duration.as_secs(), duration.subsec_millis());
+    let fraction = [
         b'.',
-        b'0' + (fraction / 100) as u8,
-        b'0' + (fraction / 10 % 10) as u8,
-        b'0' + (fraction % 10) as u8,
-    ]);
+        b'0' + (millis / 100) as u8,
+        b'0' + (millis / 10 % 10) as u8,
+        b'0' + (millis % 10) as u8,
+    ];
+    if seconds < 10 {
+        // The usual case, in one fixed-size copy.
+        let [dot, a, b, c] = fraction;
+        out.extend_from_slice(&[b'0' + seconds as u8, dot, a, b, c]);
+    } else {
+        write_decimal(out, seconds);
+        out.extend_from_slice(&fraction);
+    }
+}
+
+/// A status and the space after it, as one fixed-size copy when it has three digits.
+fn write_status_and_space(out: &mut Vec<u8>, status: u16) {
+    match status {
+        100..=999 => out.extend_from_slice(&[
+            b'0' + (status / 100) as u8,
+            b'0' + (status / 10 % 10) as u8,
+            b'0' + (status % 10) as u8,
+            b' ',
+        ]),
+        _ => {
+            write_decimal(out, u64::from(status));
+            out.push(b' ');
+        }
+    }
 }
 
 /// A status: three digits (RFC 9110 §15), as one fixed-size copy.

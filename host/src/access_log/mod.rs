@@ -131,7 +131,7 @@ pub fn record(
             request,
             status,
             body_bytes,
-            duration: cache.now().saturating_duration_since(started),
+            duration: cache.since(started),
             handler,
             request_id,
         };
