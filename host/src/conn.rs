@@ -729,7 +729,7 @@ impl Conn {
                     remaining: len,
                 });
             }
-            // In memory (pushed), or a stream (taken apart above).
+            // A stream: taken apart above.
             Some(_) => {}
         }
         (status, len)

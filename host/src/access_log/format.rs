@@ -57,6 +57,7 @@ pub enum Request<'a> {
 
 impl Format {
     /// Appends `entry` as one line, newline included, with the second `cache` holds.
+    #[inline]
     pub fn write(self, out: &mut Vec<u8>, entry: &Entry<'_>, cache: &mut LineCache) {
         match self {
             Format::Combined => write_combined(out, entry, cache),
@@ -114,6 +115,7 @@ impl LineCache {
 
     /// The time now, within a kernel tick; reads the precise clocks and reformats the second only when a
     /// second has passed. A wall clock stepped by the administrator shows from the next second on.
+    #[inline]
     pub fn now(&mut self) -> Instant {
         if let (Some(calibration), Some(coarse)) = (self.calibration, sys::coarse_monotonic()) {
             let now = calibration.precise + coarse.saturating_sub(calibration.coarse);
@@ -135,6 +137,7 @@ impl LineCache {
         }
     }
 
+    #[cold]
     fn calibrate(&mut self) -> Instant {
         let coarse = sys::coarse_monotonic();
         let precise = Instant::now();
@@ -180,28 +183,34 @@ impl LineCache {
 
     /// Appends the start of a line for a request from `ip`: up to the opening quote of the request line
     /// (combined) or of the method (JSON). Formatted again only when the peer or the second changes.
+    #[inline]
     fn write_prefix(&mut self, out: &mut Vec<u8>, format: Format, ip: IpAddr) {
         if self.prefix_for != Some((ip, format)) {
-            let prefix = &mut self.prefix;
-            prefix.clear();
-            match format {
-                Format::Combined => {
-                    write_ip(prefix, ip);
-                    prefix.extend_from_slice(b" - - [");
-                    prefix.extend_from_slice(&self.clf);
-                    prefix.extend_from_slice(b"] \"");
-                }
-                Format::Json => {
-                    prefix.extend_from_slice(b"{\"time\":\"");
-                    prefix.extend_from_slice(&self.iso);
-                    prefix.extend_from_slice(b"\",\"remote_addr\":\"");
-                    write_ip(prefix, ip);
-                    prefix.extend_from_slice(b"\",\"method\":\"");
-                }
-            }
-            self.prefix_for = Some((ip, format));
+            self.format_prefix(format, ip);
         }
         out.extend_from_slice(&self.prefix);
+    }
+
+    #[cold]
+    fn format_prefix(&mut self, format: Format, ip: IpAddr) {
+        let prefix = &mut self.prefix;
+        prefix.clear();
+        match format {
+            Format::Combined => {
+                write_ip(prefix, ip);
+                prefix.extend_from_slice(b" - - [");
+                prefix.extend_from_slice(&self.clf);
+                prefix.extend_from_slice(b"] \"");
+            }
+            Format::Json => {
+                prefix.extend_from_slice(b"{\"time\":\"");
+                prefix.extend_from_slice(&self.iso);
+                prefix.extend_from_slice(b"\",\"remote_addr\":\"");
+                write_ip(prefix, ip);
+                prefix.extend_from_slice(b"\",\"method\":\"");
+            }
+        }
+        self.prefix_for = Some((ip, format));
     }
 
     #[cfg(test)]
@@ -276,11 +285,16 @@ fn write_combined(out: &mut Vec<u8>, entry: &Entry<'_>, cache: &mut LineCache) {
         out.push(b' ');
     }
     write_seconds(out, entry.duration);
-    write_quoted_clf(out, entry.handler.as_bytes());
-    if let Some(id) = entry.request_id {
-        write_quoted_clf(out, id.as_bytes());
+    out.extend_from_slice(b" \"");
+    write_dash_if_empty(out, entry.handler.as_bytes(), escape_clf);
+    match entry.request_id {
+        None => out.extend_from_slice(b"\"\n"),
+        Some(id) => {
+            out.push(b'"');
+            write_quoted_clf(out, id.as_bytes());
+            out.push(b'\n');
+        }
     }
-    out.push(b'\n');
 }
 
 /// `value` escaped by `escape`, or `-` for an empty value.
