@@ -105,6 +105,8 @@ impl Context<'_> {
 pub struct Scratch {
     read: Vec<u8>,
     out: Output,
+    /// What this wake-up counted, recorded once its answers are written.
+    counts: metrics::Batch,
 }
 
 /// The part of a chunked request body decoded so far.
@@ -347,7 +349,7 @@ impl Conn {
                 self.answer_and_write(&buf, &mut consumed, scratch, cx, now)
             }
             Ok(n) => {
-                metrics::count_bytes_in(n);
+                scratch.counts.read(n);
                 // A short read emptied the socket, so new bytes bring a new event; a full one may not have.
                 self.resume |= n == READ_CHUNK;
                 let answered = self.answer_and_write(&buf, &mut consumed, scratch, cx, now);
@@ -463,7 +465,7 @@ impl Conn {
             peer: self.peer,
             upload: None,
         };
-        let answer = answer(cx, &request, started);
+        let answer = answer(cx, &request, started, &mut scratch.counts);
         self.send_answer(scratch, cx, &head, answer, started, true);
         Some(head_len + body_len)
     }
@@ -541,7 +543,7 @@ impl Conn {
             peer: self.peer,
             upload: Some(&upload),
         };
-        let answer = answer(cx, &request, started);
+        let answer = answer(cx, &request, started, &mut scratch.counts);
         let upload = upload.into_inner();
         if let Some(failed) = upload.failed() {
             access_log(
@@ -647,7 +649,9 @@ impl Conn {
             upload: None,
         };
         let (response, by) = dispatch::refused(cx.router, &request, err.status(), err.reason());
-        metrics::record_request(by.series, head.method, response.status, started);
+        scratch
+            .counts
+            .answered(by.counted, head.method, response.status, started);
         // The body was not read: the answer closes the connection, which lingers for the unread bytes.
         self.send_answer(scratch, cx, head, (response, by), started, false);
     }
@@ -794,10 +798,17 @@ impl Conn {
         }
     }
 
-    /// Writes the responses of this wake-up: in one write when nothing was pending, else behind what is.
+    /// Writes the responses of this wake-up (see [`Conn::send_or_queue`]), then records what it counted.
+    fn write_out(&mut self, scratch: &mut Scratch) -> io::Result<()> {
+        let written = self.send_or_queue(scratch);
+        scratch.counts.publish();
+        written
+    }
+
+    /// Sends the responses of this wake-up: in one write when nothing was pending, else behind what is.
     /// Only what the socket does not take is copied, to wait in the queue. The worker's buffer is left
     /// empty, even after an error: the next connection it serves must not send this one's bytes.
-    fn write_out(&mut self, scratch: &mut Scratch) -> io::Result<()> {
+    fn send_or_queue(&mut self, scratch: &mut Scratch) -> io::Result<()> {
         if !scratch.out.is_empty() {
             let sent = if self.output.is_empty() {
                 scratch.out.write_to(&self.socket)
@@ -805,7 +816,7 @@ impl Conn {
                 Ok(0)
             };
             let sent = sent.inspect_err(|_| scratch.out.clear())?;
-            metrics::count_bytes_out(sent);
+            scratch.counts.wrote(sent);
             if sent < scratch.out.len() {
                 self.output.push_back(Pending::Bytes {
                     data: scratch.out.take_rest(sent),
@@ -992,17 +1003,23 @@ fn read_into(out: &mut Vec<u8>, file: &File, offset: u64, len: u64) -> bool {
     read.is_ok()
 }
 
-/// The answer to `request`: the rate limit's, or the middleware chain's around the route's handler; counted
-/// in the metrics.
+/// The answer to `request`: the rate limit's, or the middleware chain's around the route's handler; noted
+/// in `counts`. Without a rate limit, no more than a branch on the way to the chain. Inlined, so the
+/// answer is built where it is used rather than copied out of one more frame.
+#[inline(always)]
 fn answer<'r>(
     cx: &Context<'r>,
     request: &Request<'_>,
     started: Instant,
+    counts: &mut metrics::Batch,
 ) -> (Response, AnsweredBy<'r>) {
-    let (response, by) = rate_limit::admit(cx.rate_limit, request, cx.now, || {
-        dispatch::dispatch(cx.router, cx.live, request)
-    });
-    metrics::record_request(by.series, request.head.method, response.status, started);
+    let (response, by) = match cx.rate_limit {
+        None => dispatch::dispatch(cx.router, cx.live, request),
+        Some(limiter) => rate_limit::admit(limiter, request, cx.now, || {
+            dispatch::dispatch(cx.router, cx.live, request)
+        }),
+    };
+    counts.answered(by.counted, request.head.method, response.status, started);
     (response, by)
 }
 
@@ -1026,6 +1043,7 @@ fn request_id(response: &Response) -> Option<String> {
 }
 
 /// One access-log line per answered request, and a warning for every 5xx.
+#[inline]
 fn access_log(
     peer: SocketAddr,
     head: &RequestHead<'_>,

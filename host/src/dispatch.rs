@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use crate::handler::{Request, Response, Retired};
-use crate::metrics::{self, SeriesId};
+use crate::metrics::{self, Counted};
 use crate::router::{LiveRouter, RouteMatch, Router};
 
 /// Methods defined by RFC 9110 §9 and RFC 5789 (PATCH); anything else is answered 501 (RFC 9110 §9.1).
@@ -28,7 +28,7 @@ const MAX_ROUTINGS: usize = 3;
 pub struct AnsweredBy<'r> {
     /// Borrowed from the worker's router; owned when the request was routed again on a newer one.
     pub name: Cow<'r, str>,
-    pub series: SeriesId,
+    pub counted: Counted,
 }
 
 impl AnsweredBy<'_> {
@@ -37,11 +37,16 @@ impl AnsweredBy<'_> {
         AnsweredBy::from(BUILTIN)
     }
 
-    /// The same, owning its name: the answer of a router newer than the worker's.
+    /// The same, owning its name: the answer of a router newer than the worker's. That router, and with
+    /// it the version's series, may be gone by the time the request is counted (a second replacement):
+    /// the request is counted in its route's series only.
     fn into_owned(self) -> AnsweredBy<'static> {
         AnsweredBy {
             name: Cow::Owned(self.name.into_owned()),
-            series: self.series,
+            counted: Counted {
+                version: None,
+                ..self.counted
+            },
         }
     }
 }
@@ -51,7 +56,10 @@ impl<'r> From<&'r str> for AnsweredBy<'r> {
     fn from(name: &'r str) -> AnsweredBy<'r> {
         AnsweredBy {
             name: Cow::Borrowed(name),
-            series: metrics::unmatched_series(),
+            counted: Counted {
+                route: metrics::unmatched_series(),
+                version: None,
+            },
         }
     }
 }
@@ -87,6 +95,7 @@ pub fn refused<'r>(
 
 /// Routes `req` and calls its handler. A route whose plugin version was retired since the snapshot was taken
 /// is routed again on the current router (`docs/ARCHITECTURE.md` §7.1).
+#[inline]
 fn route<'r>(
     router: &'r Router,
     live: &LiveRouter,
@@ -99,9 +108,17 @@ fn route<'r>(
             AnsweredBy::builtin(),
         );
     }
-    if let Ok(answered) = route_and_call(router, req) {
-        return answered;
+    match route_and_call(router, req) {
+        Ok(answered) => answered,
+        Err(Retired) => route_again(live, req),
     }
+}
+
+/// Routes `req` again on the current router, whose plugin version was retired since the worker's snapshot
+/// was taken: rare, so kept out of the way of the usual path.
+#[cold]
+#[inline(never)]
+fn route_again(live: &LiveRouter, req: &Request<'_>) -> (Response, AnsweredBy<'static>) {
     for _ in 1..MAX_ROUTINGS {
         let current = live.current();
         if let Ok((response, by)) = route_and_call(&current, req) {
@@ -120,6 +137,7 @@ fn route<'r>(
 }
 
 /// One routing of `req` on `router` and its handler's answer; `Err`: the handler was retired.
+#[inline(always)]
 fn route_and_call<'r>(
     router: &'r Router,
     req: &Request<'_>,
@@ -145,7 +163,7 @@ fn route_and_call<'r>(
             };
             let by = AnsweredBy {
                 name: Cow::Borrowed(&route.owner),
-                series: route.series,
+                counted: route.counted,
             };
             Ok((response, by))
         }

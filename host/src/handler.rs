@@ -11,6 +11,7 @@ use plugin_api::host::{BodySource, Producer, ResponseHeaders};
 use crate::http::headers::INLINE_HEADERS;
 use crate::http::syntax::is_valid_field;
 use crate::http::{RequestHead, Version};
+use crate::metrics::SeriesId;
 
 /// One request as a handler sees it: borrowed views into the connection's buffer.
 pub struct Request<'a> {
@@ -315,6 +316,12 @@ pub trait Handler: Send + Sync {
     /// that can be retired override it; dispatch calls this one (`docs/ARCHITECTURE.md` §7.1).
     fn try_handle(&self, req: &Request<'_>) -> Result<Response, Retired> {
         Ok(self.handle(req))
+    }
+
+    /// The series of the plugin version this handler runs, where its answers are counted besides its
+    /// route's (asked once, when the route is registered); `None` for the host's own handlers.
+    fn version_series(&self) -> Option<SeriesId> {
+        None
     }
 }
 

@@ -20,7 +20,7 @@ use plugin_api::routing::{ANY_METHOD, Lookup, Pattern, Table};
 
 use crate::handler::Handler;
 use crate::http::syntax::is_token;
-use crate::metrics::{self, SeriesId};
+use crate::metrics::{self, Counted};
 use crate::middleware::Chain;
 
 /// One registered route.
@@ -30,8 +30,9 @@ pub struct Route {
     /// Who registered it: a plugin's name, `static` or `builtin`; shown in logs and conflicts.
     pub owner: Arc<str>,
     pub handler: Arc<dyn Handler>,
-    /// Its requests' counters: the same for the same method and pattern, whoever registers it.
-    pub series: SeriesId,
+    /// Where its requests are counted: its route series (the same for the same method and pattern,
+    /// whoever registers it) and its plugin version's.
+    pub counted: Counted,
 }
 
 /// Why routes were refused.
@@ -167,7 +168,10 @@ impl RouterBuilder {
         let owner: Arc<str> = Arc::from(owner);
         for route in new {
             let value = Route {
-                series: metrics::route_series(&route.method, route.pattern.as_str()),
+                counted: Counted {
+                    route: metrics::route_series(&route.method, route.pattern.as_str()),
+                    version: route.handler.version_series(),
+                },
                 method: route.method.clone(),
                 pattern: route.pattern.as_str().to_string(),
                 owner: Arc::clone(&owner),

@@ -38,8 +38,10 @@ pub struct PluginStatus {
     pub state: PluginState,
     /// Its `(method, pattern)` routes as served (under its mount prefix).
     pub routes: Vec<(String, String)>,
-    /// This version's counters: calls, 5xx, panics, in flight, latency.
+    /// This version's counters: requests answered, 5xx, panics, latency.
     pub counters: Arc<PluginCounters>,
+    /// Its calls in flight now (its bulkhead's count).
+    pub in_flight: usize,
 }
 
 /// Whether a version takes new requests.
@@ -90,6 +92,7 @@ fn status(plugin: &LoadedPlugin, serving: bool) -> PluginStatus {
             .map(|(method, pattern)| (method.to_owned(), pattern))
             .collect(),
         counters: Arc::clone(plugin.counters()),
+        in_flight: plugin.bulkhead().in_flight(),
     }
 }
 

@@ -56,7 +56,7 @@ fn write_plugin(out: &mut String, plugin: &PluginStatus) {
         counters.requests,
         counters.errors_5xx,
         counters.panics,
-        counters.in_flight,
+        plugin.in_flight,
         seconds(counters.p50),
         seconds(counters.p99),
     );
@@ -126,6 +126,7 @@ mod tests {
             state: PluginState::Draining,
             routes: vec![("GET".into(), "/x/{id}".into())],
             counters: Arc::new(PluginCounters::new()),
+            in_flight: 0,
         };
         let text = plugins(&[status.clone(), status]);
         let value: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");

@@ -1,13 +1,15 @@
-//! One plugin version's counters: its calls, their statuses and durations, its panics and the calls in
-//! flight. The plugin wrappers record into them (`plugins/bulkhead.rs`, `plugins/adapter.rs`); the admin
-//! listener reads them through the plugin catalog. Each loaded version has its own, so a version being
-//! replaced shows its own requests draining while the new one serves.
+//! One plugin version's counters: the requests its handler answered, their statuses and durations, and its
+//! panics. A request is recorded once, when it is answered, into its route's series and its version's
+//! ([`super::Batch`]): the version's latency is the latency of the requests it answered, from
+//! their first byte, and costs no clock reading of its own. The admin listener reads them through the
+//! plugin catalog (which adds the calls in flight, from the version's bulkhead). Each loaded version has
+//! its own, so a version being replaced shows its own requests while the new one serves.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::events::EVENTS;
-use super::registry::{SeriesId, enabled, free_series, take_series};
+use super::registry::{SeriesId, free_series, take_series};
 use super::shards;
 
 /// A plugin version's counters. Its series is given back (zeroed) when the last handle is dropped.
@@ -25,8 +27,6 @@ pub struct PluginSnapshot {
     /// Calls answered with a 5xx (a panic is a 500 too).
     pub errors_5xx: u64,
     pub panics: u64,
-    /// Calls started and not yet answered.
-    pub in_flight: u64,
     pub p50: Option<Duration>,
     pub p99: Option<Duration>,
 }
@@ -45,28 +45,9 @@ impl PluginCounters {
         }
     }
 
-    /// A call starts; returns when, for [`PluginCounters::finished`] (`None` while counting is off).
-    #[inline]
-    pub fn started(&self) -> Option<Instant> {
-        if !enabled() {
-            return None;
-        }
-        shards::start(self.series.index());
-        Some(Instant::now())
-    }
-
-    /// The call [`PluginCounters::started`] at `started` answered `status`.
-    #[inline]
-    pub fn finished(&self, started: Option<Instant>, method: &str, status: u16) {
-        if let Some(started) = started {
-            let micros = started.elapsed().as_micros() as u64;
-            shards::finish(
-                self.series.index(),
-                shards::method_index(method),
-                status,
-                micros,
-            );
-        }
+    /// The series its answers are recorded in, beside their route's.
+    pub fn series(&self) -> SeriesId {
+        self.series
     }
 
     /// A call panicked (counted whether or not requests are).
@@ -82,8 +63,6 @@ impl PluginCounters {
             requests,
             errors_5xx: totals.of_class(4),
             panics: self.panics.load(Ordering::Relaxed),
-            // Read shard by shard while calls go on: a call may be seen finished but not started.
-            in_flight: totals.started.saturating_sub(requests),
             p50: totals.durations.quantile(0.5),
             p99: totals.durations.quantile(0.99),
         }
@@ -98,23 +77,33 @@ impl Drop for PluginCounters {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Instant;
+
     use super::*;
+    use crate::metrics::{Batch, Counted, unmatched_series};
+
+    /// A request answered `status` by `counters`' version.
+    fn answered(counters: &PluginCounters, status: u16) {
+        let by = Counted {
+            route: unmatched_series(),
+            version: Some(counters.series()),
+        };
+        let mut batch = Batch::default();
+        batch.answered(by, "GET", status, Instant::now());
+        batch.publish();
+    }
 
     #[test]
-    fn a_version_counts_its_calls_statuses_and_calls_in_flight() {
+    fn a_version_counts_its_answers_statuses_and_panics() {
         super::super::registry::enable();
         let counters = PluginCounters::new();
-        let first = counters.started();
-        let second = counters.started();
-        counters.finished(first, "GET", 200);
-        assert_eq!(counters.snapshot().in_flight, 1);
+        answered(&counters, 200);
         counters.panicked();
-        counters.finished(second, "GET", 500);
+        answered(&counters, 500);
         let snapshot = counters.snapshot();
         assert_eq!(snapshot.requests, 2);
         assert_eq!(snapshot.errors_5xx, 1);
         assert_eq!(snapshot.panics, 1);
-        assert_eq!(snapshot.in_flight, 0);
         assert!(snapshot.p50.is_some() && snapshot.p99 >= snapshot.p50);
     }
 
@@ -122,8 +111,7 @@ mod tests {
     fn a_new_version_starts_from_zero_even_on_a_reused_series() {
         super::super::registry::enable();
         let old = PluginCounters::new();
-        let started = old.started();
-        old.finished(started, "GET", 200);
+        answered(&old, 200);
         drop(old);
         let new = PluginCounters::new();
         assert_eq!(new.snapshot(), PluginSnapshot::default());

@@ -83,8 +83,6 @@ impl Counter {
 struct Cells {
     /// Finished requests by method and status class.
     requests: [[Counter; CLASSES]; METHODS.len()],
-    /// Requests that started (a plugin's in-flight count is started minus finished).
-    started: Counter,
     durations: [Counter; BUCKETS + 1],
     sum_micros: Counter,
 }
@@ -115,6 +113,30 @@ impl Shard {
         let chunk =
             chunk.get_or_init(|| Box::new(Chunk(std::array::from_fn(|_| Cells::default()))));
         Some(&chunk.0[series % CHUNK])
+    }
+
+    /// `count` requests of `route`'s series (and of the plugin version's, `version`) with method slot
+    /// `method` finished with `status`, each after `micros`. Only the shard's owner calls it.
+    pub(super) fn finish(
+        &self,
+        (route, version): (usize, Option<usize>),
+        (method, status): (usize, u16),
+        (count, micros): (u64, u64),
+    ) {
+        let (class, bucket) = (class_index(status), bucket_of(micros));
+        for series in std::iter::once(route).chain(version) {
+            if let Some(cells) = self.cells(series) {
+                cells.requests[method][class].add(count);
+                cells.durations[bucket].add(count);
+                cells.sum_micros.add(micros * count);
+            }
+        }
+    }
+
+    /// Bytes read from and written to client connections. Only the shard's owner calls it.
+    pub(super) fn add_bytes(&self, read: u64, written: u64) {
+        self.bytes_in.add(read);
+        self.bytes_out.add(written);
     }
 
     /// The cells of `series` if this shard ever recorded one of its chunk.
@@ -167,36 +189,14 @@ thread_local! {
 }
 
 /// Runs `record` on the calling thread's shard (nothing while the thread is being torn down).
-fn with_mine(record: impl FnOnce(&Shard)) {
+pub(super) fn record(record: impl FnOnce(&Shard)) {
     let _ = MINE.try_with(|mine| record(&mine.get_or_init(Mine::claim).0));
 }
 
-/// A request of `series` started.
-pub(super) fn start(series: usize) {
-    with_mine(|shard| {
-        if let Some(cells) = shard.cells(series) {
-            cells.started.add(1);
-        }
-    });
-}
-
-/// A request of `series` finished with `status` after `micros`.
-pub(super) fn finish(series: usize, method: usize, status: u16, micros: u64) {
-    with_mine(|shard| {
-        if let Some(cells) = shard.cells(series) {
-            cells.requests[method][class_index(status)].add(1);
-            cells.durations[bucket_of(micros)].add(1);
-            cells.sum_micros.add(micros);
-        }
-    });
-}
-
-pub(super) fn bytes_in(n: u64) {
-    with_mine(|shard| shard.bytes_in.add(n));
-}
-
-pub(super) fn bytes_out(n: u64) {
-    with_mine(|shard| shard.bytes_out.add(n));
+/// A request of `series` finished with `status` after `micros`, recorded in the calling thread's shard.
+#[cfg(test)]
+fn finish(series: (usize, Option<usize>), method: usize, status: u16, micros: u64) {
+    record(|shard| shard.finish(series, (method, status), (1, micros)));
 }
 
 /// One series' counts summed over every shard.
@@ -204,7 +204,6 @@ pub(super) fn bytes_out(n: u64) {
 pub struct SeriesTotals {
     /// Finished requests by method slot ([`METHODS`]) and status class.
     pub requests: [[u64; CLASSES]; METHODS.len()],
-    pub started: u64,
     pub durations: Histogram,
 }
 
@@ -227,7 +226,6 @@ impl SeriesTotals {
         {
             *mine += theirs.get();
         }
-        self.started += cells.started.get();
         for (mine, theirs) in self.durations.counts.iter_mut().zip(&cells.durations) {
             *mine += theirs.get();
         }
@@ -271,7 +269,6 @@ pub(super) fn reset(series: usize) {
     for shard in &shards().all {
         if let Some(cells) = shard.existing_cells(series) {
             cells.requests.iter().flatten().for_each(Counter::reset);
-            cells.started.reset();
             cells.durations.iter().for_each(Counter::reset);
             cells.sum_micros.reset();
         }
@@ -294,22 +291,25 @@ mod tests {
 
     #[test]
     fn counts_from_several_threads_add_up_and_survive_the_threads() {
-        // A series number no other test in this process uses.
+        // Series numbers no other test in this process uses.
         let series = MAX_SERIES - 1;
         let threads: Vec<_> = (0..4)
             .map(|_| {
                 std::thread::spawn(move || {
                     for _ in 0..1000 {
-                        start(series);
-                        finish(series, method_index("GET"), 200, 10);
+                        finish((series, None), method_index("GET"), 200, 10);
                     }
-                    finish(series, method_index("POST"), 503, 5000);
+                    finish((series, Some(series - 1)), method_index("POST"), 503, 5000);
                 })
             })
             .collect();
         threads.into_iter().for_each(|t| t.join().unwrap());
+        assert_eq!(
+            totals(series - 1).finished(),
+            4,
+            "the second series counts alike"
+        );
         let totals = totals(series);
-        assert_eq!(totals.started, 4000);
         assert_eq!(totals.finished(), 4004);
         assert_eq!(totals.requests[0][1], 4000);
         assert_eq!(totals.of_class(4), 4);
@@ -321,13 +321,12 @@ mod tests {
 
     fn totals_of_reset(series: usize) -> u64 {
         let totals = totals(series);
-        totals.finished() + totals.started + totals.durations.count()
+        totals.finished() + totals.durations.count()
     }
 
     #[test]
     fn a_series_past_the_last_chunk_counts_nothing_and_harms_nothing() {
-        start(MAX_SERIES);
-        finish(MAX_SERIES, 0, 200, 1);
+        finish((MAX_SERIES, Some(MAX_SERIES + 1)), 0, 200, 1);
         assert_eq!(totals(MAX_SERIES).finished(), 0);
     }
 }

@@ -11,7 +11,7 @@ use plugin_api::host::{Answer, BodySource, Instance};
 use plugin_api::percent::decode_params;
 
 use crate::handler::{Body, Fields, Handler, Request, Response, StreamBody};
-use crate::metrics::PluginCounters;
+use crate::metrics::{PluginCounters, SeriesId};
 
 /// Final statuses a handler may answer with (RFC 9110 §15: 1xx are interim, and the host owns those).
 const VALID_STATUS: std::ops::RangeInclusive<u16> = 200..=599;
@@ -128,14 +128,14 @@ impl PluginRoute {
 }
 
 impl Handler for PluginRoute {
-    /// The call is counted in the plugin version's own counters (a clock reading before and after, and
-    /// stores into the worker's own shard: `docs/ARCHITECTURE.md` §17.2).
     fn handle(&self, req: &Request<'_>) -> Response {
-        let counters = &self.plugin.counters;
-        let started = counters.started();
-        let response = self.plugin.handle_route(self.index, req);
-        counters.finished(started, req.head.method, response.status);
-        response
+        self.plugin.handle_route(self.index, req)
+    }
+
+    /// Its answers are counted in the plugin version's own series too, when the request is
+    /// (`docs/ARCHITECTURE.md` §17.2).
+    fn version_series(&self) -> Option<SeriesId> {
+        Some(self.plugin.counters.series())
     }
 
     fn streams_body(&self) -> bool {
@@ -147,6 +147,7 @@ impl Handler for PluginRoute {
 /// final 2xx-5xx, or a header field that is not `token: value` without CR, LF or NUL (RFC 9110 §5.1, §5.5),
 /// which could split the response (e.g. a `Location` copied from the request). Nothing is copied: the fields
 /// and a static body stay in the plugin's memory until the response is written.
+#[inline]
 pub(super) fn into_host_response(answer: Answer) -> Result<Response, String> {
     let (status, headers, body) = answer.response.into_parts();
     if !VALID_STATUS.contains(&status) {

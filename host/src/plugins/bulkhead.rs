@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::handler::{Handler, Request, Response, Retired};
+use crate::metrics::SeriesId;
 
 use super::slow_calls::{self, Call};
 
@@ -255,6 +256,10 @@ impl Handler for Bulkheaded {
     /// plugin's bulkhead.
     fn streams_body(&self) -> bool {
         self.inner.streams_body()
+    }
+
+    fn version_series(&self) -> Option<SeriesId> {
+        self.inner.version_series()
     }
 }
 

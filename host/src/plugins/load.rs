@@ -11,7 +11,7 @@ use plugin_api::host::Library;
 use super::adapter::{PluginHandler, PluginRoute};
 use super::bulkhead::{Bulkhead, Bulkheaded, Isolation};
 use super::error::{LoadError, LoadErrorKind};
-use super::private_copy::{self, Contents};
+use super::private_copy::Contents;
 use super::trust::TrustPolicy;
 use crate::config::{Config, Mount, PluginTable};
 use crate::handler::Handler;
@@ -159,7 +159,7 @@ pub fn open(path: &Path) -> Result<(Library, Contents), LoadError> {
     Ok((library, contents))
 }
 
-/// Reads the bytes of the plugin file at `path` once.
+/// Reads the bytes of the plugin file at `path` once, into its private copy.
 pub fn read(path: &Path) -> Result<Contents, LoadError> {
     Contents::read(path).map_err(|err| LoadError {
         path: path.to_owned(),
@@ -167,14 +167,10 @@ pub fn read(path: &Path) -> Result<Contents, LoadError> {
     })
 }
 
-/// Loads and verifies `contents`, read from `path`, through its private copy.
+/// Loads and verifies `contents`, read from `path`, from its private copy (removed when `contents` is
+/// dropped).
 pub fn open_contents(path: &Path, contents: &Contents) -> Result<Library, LoadError> {
-    let copy = contents.write_private_copy().map_err(|err| LoadError {
-        path: path.to_owned(),
-        kind: LoadErrorKind::Unreadable(format!("cannot write its private copy: {err}")),
-    })?;
-    let loaded = Library::load(&copy);
-    private_copy::remove(&copy);
+    let loaded = Library::load(contents.copy());
     loaded.map_err(|failure| {
         if let Some(detail) = failure.detail() {
             log::debug!("plugin {}: abi_stable's report:\n{detail}", path.display());

@@ -103,16 +103,12 @@ impl RateLimiter {
 
 /// Answers `req` with `answer`, unless `limiter` finds its client over the limit: then with a 429, and
 /// `answer` (every filter and handler) never runs.
-#[inline]
 pub fn admit<'a, By: From<&'a str>>(
-    limiter: Option<&RateLimiter>,
+    limiter: &RateLimiter,
     req: &Request<'_>,
     now: Instant,
     answer: impl FnOnce() -> (Response, By),
 ) -> (Response, By) {
-    let Some(limiter) = limiter else {
-        return answer();
-    };
     match limiter.check(req, now) {
         None => answer(),
         Some(Verdict::Limited { retry_micros }) => {
