@@ -14,6 +14,8 @@
 //! a generator that set a context variable in one step (Flask's `stream_with_context` pushes its request
 //! context) must find it in the next, as it would on the one thread of a gunicorn worker.
 
+use std::sync::Arc;
+
 use plugin_api::stream::{Produce, Produced, Waker};
 use plugin_api::{log, Response};
 use pyo3::exceptions::{PyStopIteration, PyTypeError};
@@ -23,6 +25,7 @@ use pyo3::types::{PyBytes, PyIterator, PyList, PyTuple};
 
 use crate::file_wrapper::FileWrapper;
 use crate::interpreter;
+use crate::python_threads::PythonThreads;
 use crate::start_response::StartResponse;
 
 /// The body an application returned.
@@ -39,11 +42,13 @@ pub fn begin(
     result: &Bound<'_, PyAny>,
     start_response: &Bound<'_, StartResponse>,
     context: &Bound<'_, PyAny>,
+    python: &Arc<PythonThreads>,
 ) -> PyResult<Body> {
     let begun = read_start(result, start_response, context);
     let body = match begun {
         Ok(Some(iterator)) => {
             return Ok(Body::Streamed(IterableBody {
+                python: Arc::clone(python),
                 iterator: Some(iterator.unbind()),
                 result: result.clone().unbind(),
                 start_response: start_response.clone().unbind(),
@@ -133,6 +138,8 @@ fn close(result: &Bound<'_, PyAny>, context: &Bound<'_, PyAny>) -> PyResult<()> 
 
 /// The rest of an application's iterable, produced as the client takes it.
 pub struct IterableBody {
+    /// Where each chunk is taken from the iterable.
+    python: Arc<PythonThreads>,
     /// `None` once the iterable is exhausted, failed or closed.
     iterator: Option<Py<PyIterator>>,
     /// What the application returned: its `close()` is called once, at the end.
@@ -193,7 +200,8 @@ impl IterableBody {
 impl Produce for IterableBody {
     fn produce(&mut self, buf: &mut [u8], _waker: &Waker) -> Produced {
         if self.written == self.pending.len() {
-            let refilled = Python::with_gil(|py| {
+            let python = Arc::clone(&self.python);
+            let refilled = python.run(|py| {
                 self.refill(py).map_err(|err| {
                     let _ = self.finish(py);
                     interpreter::traceback(py, &err)
@@ -217,7 +225,8 @@ impl Drop for IterableBody {
     /// The client left (or plugd stopped asking) before the end: close the iterable all the same.
     fn drop(&mut self) {
         if self.iterator.is_some() {
-            Python::with_gil(|py| {
+            let python = Arc::clone(&self.python);
+            python.run(|py| {
                 if let Err(err) = self.finish(py) {
                     log::error!(
                         "closing the application's iterable: {}",
