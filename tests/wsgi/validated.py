@@ -7,8 +7,11 @@ or block, or report what the other applications saw.
 """
 
 import json
+import os
 import sys
 import threading
+import time
+import urllib.parse
 import warnings
 from wsgiref.validate import WSGIWarning, validator
 
@@ -202,6 +205,17 @@ def raw_release(environ, start_response):
     return text(start_response, b"released all")
 
 
+def raw_wait_for_file(environ, start_response):
+    """Waits (releasing the GIL) until the file named by the query exists: released from outside plugd,
+    when every Python thread may be taken."""
+    path = urllib.parse.unquote(environ["QUERY_STRING"])
+    print(f"waiting for {path}", file=environ["wsgi.errors"])
+    deadline = time.monotonic() + 60
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return text(start_response, b"released")
+
+
 def raw_closed(environ, start_response):
     with closed_lock:
         report = {"closed": closed, "unraisable": unraisable}
@@ -263,6 +277,7 @@ RAW = {
     "/raw/block": raw_block,
     "/raw/blocked": raw_blocked,
     "/raw/release": raw_release,
+    "/raw/wait-for-file": raw_wait_for_file,
     "/raw/closed": raw_closed,
     "/raw/extensions": raw_extensions,
     "/raw/not-bytes": raw_not_bytes,

@@ -11,8 +11,8 @@
 //! * `python_path = ["dir", ...]`: folders put in front of `sys.path`, in order (relative to plugd's working
 //!   directory), for the application and its packages (a virtual environment's `site-packages`).
 //! * `mount = "/py"`: plugd serves the application under this prefix, which becomes `SCRIPT_NAME`.
-//! * `threads = 8`: the Python threads the application runs on ([`python_threads`]): how many requests may
-//!   wait inside Python (for a database, a lock, `time.sleep`) while others are served.
+//! * `threads = 8`: the most requests in Python at once ([`python_threads`]): how many may wait inside
+//!   Python (for a database, a lock, `time.sleep`) while the others are still served.
 //!
 //! The plugin declares one route, every method on `/{*path}`: the application dispatches by itself, and
 //! any more specific route of another plugin (or `/static/`) still wins.

@@ -1,24 +1,28 @@
-//! The threads Python runs on: a fixed set started with the plugin, each with its own Python thread state
-//! for life, fed by one queue. plugd's workers never run Python themselves: they queue the Python part of a
-//! request (and of each chunk of a streamed body) and sleep until a Python thread has done it
+//! Where Python runs: one queue of Python work (a request's call, each chunk of a streamed body, `close`),
+//! served by whichever thread holds the GIL, which serves the requests queued meanwhile before it lets go
+//! (flat combining), and a fixed set of Python threads that take over when the queue stalls
 //! (docs/ARCHITECTURE.md §19.2).
 //!
 //! Why not let every worker take the GIL for its own request: then every request moves the GIL from one
-//! thread to another, and the GIL sits idle while the next thread wakes up; pyo3 also creates and destroys
-//! a Python thread state per call on a thread that has none (an `mmap` and a `munmap` of its frame stack,
-//! with TLB shoot-downs on every core). Measured on the bare application (wrk -c64, 2 cores): 20 `futex`
-//! calls, one `mmap` and one `munmap` per request, 62% of plugd's CPU in the kernel, and at times a third
-//! of one core busy. Here a Python thread that holds the GIL serves the queue until it is empty, so the GIL
-//! stays on one thread across requests, and thread states are made once per Python thread.
+//! thread to another, the GIL idle while the next thread wakes up, and pyo3 creates and destroys a Python
+//! thread state per call on a thread that has none (an `mmap` and a `munmap` of its frame stack, with TLB
+//! shoot-downs on every core). Measured on the bare application (wrk -c64, 2 cores): 20 `futex` calls,
+//! one `mmap` and one `munmap` per request, 62% of plugd's CPU in the kernel. Here:
+//! - a worker that finds nobody serving runs its request's Python itself, with no hand-off, then the
+//!   requests queued meanwhile, for at most [`STALLED_AFTER`] (longer, plugd's pool counts it as blocked),
+//!   and hands what is left to a Python thread;
+//! - a worker that finds the queue served queues its work and sleeps until it is done;
+//! - each thread keeps its Python thread state for life, made on its first use.
 //!
-//! A request whose Python code waits (I/O, `time.sleep`, a lock) releases the GIL but keeps its Python
-//! thread. When the queue makes no progress for [`STALLED_AFTER`] while requests wait in it, and every
-//! serving thread sleeps in the kernel (not merely preempted: only `/proc` tells the two apart) or has
-//! run one job for [`LONG_JOB`], the watcher calls one more Python thread to serve it. So a waiting
-//! request delays the others by about a millisecond, until every Python thread waits: then the rest queue
-//! until one returns, as in a gunicorn `gthread` worker whose threads all wait. A thread that finishes a
-//! job while another drains the queue stops serving, so the GIL stays with one thread.
+//! A request whose Python code waits (I/O, `time.sleep`, a lock) releases the GIL but keeps its thread.
+//! When the queue makes no progress for [`STALLED_AFTER`] while requests wait in it, and every serving
+//! thread sleeps in the kernel (not merely preempted: only `/proc` tells the two apart) or has run one job
+//! for [`LONG_JOB`], the watcher calls one more Python thread to serve it. So a waiting request delays the
+//! others by about a millisecond, until every Python thread waits: then the rest queue until one returns,
+//! as in a gunicorn `gthread` worker whose threads all wait. A thread that finishes a job while another
+//! drains the queue stops serving, so the GIL stays with one thread.
 
+use std::cell::{Cell, OnceCell};
 use std::collections::VecDeque;
 use std::marker::PhantomData;
 use std::panic::{self, AssertUnwindSafe};
@@ -51,8 +55,13 @@ const WATCH_FOR: Duration = Duration::from_millis(100);
 const STACK_SIZE: usize = 8 * 1024 * 1024;
 
 thread_local! {
-    /// Whether this thread is one of the Python threads (a job that queues a job would wait for itself).
-    static ON_PYTHON_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Whether this thread serves the queue now, holding the GIL (a job that queued a job would wait for
+    /// itself: it runs it in place).
+    static SERVING: Cell<bool> = const { Cell::new(false) };
+    /// This thread's kernel id, for the watcher's look at its state.
+    static TID: i32 = thread_id();
+    /// This thread's Python thread state, made on its first use and kept until the thread ends.
+    static THREAD_STATE: OnceCell<Option<ThreadState>> = const { OnceCell::new() };
 }
 
 /// The Python threads of one plugin instance. Dropping it lets them end once the queue is empty.
@@ -71,8 +80,11 @@ struct Shared {
 #[derive(Default)]
 struct State {
     queue: VecDeque<JobRef>,
-    /// One per Python thread, by its index.
-    threads: Vec<PythonThread>,
+    /// The threads serving the queue (holding the GIL, waiting for it, or running a job).
+    servers: Vec<Server>,
+    /// The most threads that serve at once: the number of Python threads (a worker serving in place of
+    /// one counts as one).
+    most_servers: usize,
     /// Python threads waiting for a call.
     idle: usize,
     /// Calls made and not yet taken by an idle Python thread.
@@ -84,14 +96,11 @@ struct State {
     closing: bool,
 }
 
-/// What the others know of one Python thread.
-#[derive(Clone, Copy, Default)]
-struct PythonThread {
-    /// Its kernel thread id, to read its state in `/proc` (0 until it started).
+/// A thread serving the queue, as the others see it.
+struct Server {
+    /// Its kernel id, to read its state in `/proc`.
     tid: i32,
-    /// Whether it serves the queue (holds the GIL, waits for it, or runs a job).
-    serving: bool,
-    /// When the job it runs started.
+    /// When the job it runs started (`None` between jobs).
     job_since: Option<Instant>,
 }
 
@@ -101,18 +110,18 @@ impl PythonThreads {
         let count = count.max(1);
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
-                threads: vec![PythonThread::default(); count],
+                most_servers: count,
                 ..State::default()
             }),
             calls: Condvar::new(),
             watch: Condvar::new(),
         });
-        for me in 0..count {
+        for n in 0..count {
             let serving = Arc::clone(&shared);
             thread::Builder::new()
-                .name(format!("wsgi-python-{me}"))
+                .name(format!("wsgi-python-{n}"))
                 .stack_size(STACK_SIZE)
-                .spawn(move || serving.serve(me))
+                .spawn(move || serving.serve_when_called())
                 .map_err(|err| format!("cannot start a Python thread: {err}"))?;
         }
         let watching = Arc::clone(&shared);
@@ -123,10 +132,11 @@ impl PythonThreads {
         Ok(PythonThreads { shared })
     }
 
-    /// Runs `work` with the GIL on a Python thread and returns what it returned; the calling thread sleeps
-    /// meanwhile. A panic in `work` continues on the calling thread. On a Python thread, runs it right away.
+    /// Runs `work` with the GIL and returns what it returned: here when nobody serves the queue (then
+    /// also the work queued meanwhile), else on the thread serving it while this one sleeps. A panic in
+    /// `work` continues on the calling thread.
     pub fn run<R: Send>(&self, work: impl FnOnce(Python<'_>) -> R + Send) -> R {
-        if ON_PYTHON_THREAD.get() {
+        if SERVING.get() {
             return Python::with_gil(work);
         }
         let mut work = Some(work);
@@ -142,7 +152,9 @@ impl PythonThreads {
                 done: AtomicBool::new(false),
                 waiter: thread::current(),
             };
-            self.shared.submit(&job);
+            if self.shared.queue_or_serve(&job) {
+                self.shared.serve_here(JobRef::new(&job));
+            }
             while !job.done.load(Ordering::Acquire) {
                 thread::park();
             }
@@ -164,17 +176,13 @@ impl Drop for PythonThreads {
 }
 
 impl State {
-    fn serving(&self) -> usize {
-        self.threads.iter().filter(|t| t.serving).count()
-    }
-
-    /// Whether a serving thread other than `me` is draining the queue: between two jobs, or in one that
+    /// Whether a serving thread other than `me` drains the queue: between two jobs, or in one that
     /// started less than [`STALLED_AFTER`] ago.
-    fn another_drains(&self, me: usize, now: Instant) -> bool {
-        self.threads.iter().enumerate().any(|(i, t)| {
-            i != me
-                && t.serving
-                && t.job_since
+    fn another_drains(&self, me: i32, now: Instant) -> bool {
+        self.servers.iter().any(|server| {
+            server.tid != me
+                && server
+                    .job_since
                     .is_none_or(|since| now.duration_since(since) < STALLED_AFTER)
         })
     }
@@ -183,11 +191,30 @@ impl State {
     /// waits, or for the GIL) or has run one job for [`LONG_JOB`]. A thread merely preempted counts as
     /// taking it soon.
     fn none_takes_soon(&self, now: Instant) -> bool {
-        self.threads.iter().filter(|t| t.serving).all(|t| {
-            t.job_since
+        self.servers.iter().all(|server| {
+            server
+                .job_since
                 .is_some_and(|since| now.duration_since(since) >= LONG_JOB)
-                || is_sleeping(t.tid)
+                || is_sleeping(server.tid)
         })
+    }
+
+    /// Calls one more Python thread to serve, if fewer than the most serve and one is idle.
+    fn call_another_server(&mut self, calls: &Condvar) -> bool {
+        if self.servers.len() + self.calls >= self.most_servers {
+            return false;
+        }
+        self.hand_over(calls)
+    }
+
+    /// Calls an idle Python thread to serve in place of the thread leaving, if one is idle.
+    fn hand_over(&mut self, calls: &Condvar) -> bool {
+        if self.idle <= self.calls {
+            return false;
+        }
+        self.calls += 1;
+        calls.notify_one();
+        true
     }
 }
 
@@ -199,39 +226,63 @@ impl Shared {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Queues `job`, calling a Python thread if none serves the queue. `job` must stay where it is until
-    /// it is marked done.
-    fn submit(&self, job: &Job<'_>) {
+    /// Queues `job` when the queue is served (`false`: wait for it), else makes the calling thread its
+    /// server and takes it (`true`: run it with [`Shared::serve_here`]). A queued job must stay where it is
+    /// until it is marked done.
+    fn queue_or_serve(&self, job: &Job<'_>) -> bool {
         let mut state = self.lock();
+        if state.servers.is_empty() && state.calls == 0 {
+            state.servers.push(Server {
+                tid: TID.with(|tid| *tid),
+                job_since: Some(Instant::now()),
+            });
+            state.taken += 1;
+            return true;
+        }
         state.queue.push_back(JobRef::new(job));
-        if state.calls == 0 && state.serving() == 0 {
-            state.calls += 1;
-            drop(state);
-            self.calls.notify_one();
-        } else if !state.watching {
+        if !state.watching {
             state.watching = true;
             drop(state);
             self.watch.notify_one();
         }
+        false
     }
 
-    /// The life of Python thread `me`: keep a thread state, then serve the queue whenever called.
-    fn serve(&self, me: usize) {
-        ON_PYTHON_THREAD.set(true);
-        self.lock().threads[me].tid = thread_id();
-        let _thread_state = ThreadState::keep();
-        while self.wait_for_call(me) {
-            Python::with_gil(|py| {
-                while let Some(job) = self.next_job(me) {
-                    // SAFETY: the job's submitter sleeps until `run` marks it done, so it is still there.
-                    unsafe { job.run(py) };
-                }
-            });
+    /// Runs `own` (taken by [`Shared::queue_or_serve`]) on this worker, then the jobs queued meanwhile for
+    /// at most [`STALLED_AFTER`], then hands the queue to a Python thread.
+    fn serve_here(&self, own: JobRef) {
+        let until = Instant::now() + STALLED_AFTER;
+        self.serve(Some(own), Some(until));
+    }
+
+    /// A Python thread's life: serve the queue whenever called.
+    fn serve_when_called(&self) {
+        while self.wait_for_call() {
+            self.serve(None, None);
         }
     }
 
-    /// Waits until thread `me` is called to serve the queue; `false` when the plugin is going away.
-    fn wait_for_call(&self, me: usize) -> bool {
+    /// Serves the queue with the GIL, starting with `first`, until it is empty, another thread drains it,
+    /// or `until` (then a Python thread is called for the rest).
+    fn serve(&self, first: Option<JobRef>, until: Option<Instant>) {
+        THREAD_STATE.with(|kept| {
+            kept.get_or_init(ThreadState::keep);
+        });
+        let me = TID.with(|tid| *tid);
+        SERVING.set(true);
+        Python::with_gil(|py| {
+            let mut next = first.or_else(|| self.next_job(me, until));
+            while let Some(job) = next {
+                // SAFETY: the job's submitter sleeps until `run` marks it done, so it is still there.
+                unsafe { job.run(py) };
+                next = self.next_job(me, until);
+            }
+        });
+        SERVING.set(false);
+    }
+
+    /// Waits until this Python thread is called to serve the queue; `false` when the plugin is going away.
+    fn wait_for_call(&self) -> bool {
         let mut state = self.lock();
         state.idle += 1;
         while state.calls == 0 && !state.closing {
@@ -245,24 +296,32 @@ impl Shared {
             return false;
         }
         state.calls -= 1;
-        state.threads[me].serving = true;
+        state.servers.push(Server {
+            tid: TID.with(|tid| *tid),
+            job_since: None,
+        });
         true
     }
 
     /// The next job for thread `me`, which has just finished one (or was called). `None` when the queue is
-    /// empty or another thread drains it (a thread called while this one waited is back): thread `me`
-    /// then stops serving, so the GIL is not handed back and forth between two of them.
-    fn next_job(&self, me: usize) -> Option<JobRef> {
+    /// empty, or another thread drains it (a thread called while this one waited is back: the GIL is not
+    /// handed back and forth between two), or `until` has passed and a Python thread takes over: thread
+    /// `me` then stops serving.
+    fn next_job(&self, me: i32, until: Option<Instant>) -> Option<JobRef> {
         let mut state = self.lock();
         let now = Instant::now();
-        let job = match state.another_drains(me, now) {
-            true => None,
-            false => state.queue.pop_front(),
-        };
-        let thread = &mut state.threads[me];
-        thread.job_since = job.as_ref().map(|_| now);
-        thread.serving = job.is_some();
+        let leave = state.queue.is_empty()
+            || state.another_drains(me, now)
+            || until.is_some_and(|until| now >= until) && state.hand_over(&self.calls);
+        let job = if leave { None } else { state.queue.pop_front() };
         state.taken += u64::from(job.is_some());
+        match state.servers.iter().position(|server| server.tid == me) {
+            Some(at) if job.is_none() => {
+                state.servers.swap_remove(at);
+            }
+            Some(at) => state.servers[at].job_since = Some(now),
+            None => {}
+        }
         job
     }
 
@@ -291,10 +350,8 @@ impl Shared {
                 state.watching = last_queued.elapsed() < WATCH_FOR;
             } else {
                 last_queued = Instant::now();
-                let stalled = state.taken == seen && state.idle > state.calls;
-                if stalled && state.none_takes_soon(Instant::now()) {
-                    state.calls += 1;
-                    self.calls.notify_one();
+                if state.taken == seen && state.none_takes_soon(Instant::now()) {
+                    state.call_another_server(&self.calls);
                 }
             }
             seen = state.taken;
