@@ -3,6 +3,10 @@
 //! either case (the server calls `close()` whenever the iterable has one, even when iterating raised, and
 //! when the client left before the end).
 //!
+//! A `wsgi.file_wrapper` around a real file (a binary file object with a `fileno()` of a regular file) is
+//! handed to plugd as the file itself, from its current position, which plugd sends with `sendfile`: the
+//! bytes never pass through Python or this plugin. Any other file-like object is read whole.
+//!
 //! Whole: a list or tuple (`return [b"Hello"]`), a `wsgi.file_wrapper`, and any iterable whose first bytes
 //! already make the `Content-Length` the application declared (a framework's ordinary response: werkzeug wraps
 //! its body list in an iterator). Anything else (a generator, Flask's `stream_with_context`) is streamed: plugd
@@ -16,7 +20,7 @@
 
 use std::sync::Arc;
 
-use plugin_api::stream::{Produce, Produced, Waker};
+use plugin_api::stream::{FileBody, Produce, Produced, Waker};
 use plugin_api::{log, Response};
 use pyo3::exceptions::{PyStopIteration, PyTypeError};
 use pyo3::intern;
@@ -32,8 +36,17 @@ use crate::start_response::StartResponse;
 pub enum Body {
     /// Complete: in `start_response`'s buffer, and closed.
     Whole,
+    /// A `wsgi.file_wrapper` around a real file, closed: plugd sends the file with `sendfile`.
+    File(FileBody),
     /// The rest is produced as the client takes it; `start_response`'s buffer holds the first chunk.
     Streamed(IterableBody),
+}
+
+/// How far [`read_start`] got.
+enum Start<'py> {
+    Whole,
+    File(FileBody),
+    Streamed(Bound<'py, PyIterator>),
 }
 
 /// Reads `result` far enough to know its status and first bytes, in `context`. Errors (iterating, a chunk
@@ -46,7 +59,7 @@ pub fn begin(
 ) -> PyResult<Body> {
     let begun = read_start(result, start_response, context);
     let body = match begun {
-        Ok(Some(iterator)) => {
+        Ok(Start::Streamed(iterator)) => {
             return Ok(Body::Streamed(IterableBody {
                 python: Arc::clone(python),
                 iterator: Some(iterator.unbind()),
@@ -57,40 +70,47 @@ pub fn begin(
                 written: 0,
             }))
         }
-        Ok(None) => Ok(Body::Whole),
+        Ok(Start::Whole) => Ok(Body::Whole),
+        Ok(Start::File(file)) => Ok(Body::File(file)),
         Err(err) => Err(err),
     };
     let closed = close(result, context);
     body.and_then(|body| closed.map(|()| body))
 }
 
-/// Drains what is complete; returns the iterator when the rest is to be streamed.
+/// Drains what is complete, or takes the file out of a file wrapper; returns the iterator when the rest is
+/// to be streamed.
 fn read_start<'py>(
     result: &Bound<'py, PyAny>,
     start_response: &Bound<'py, StartResponse>,
     context: &Bound<'py, PyAny>,
-) -> PyResult<Option<Bound<'py, PyIterator>>> {
+) -> PyResult<Start<'py>> {
     if let Ok(list) = result.downcast::<PyList>() {
         for chunk in list.iter() {
             push(&chunk, start_response)?;
         }
-        return Ok(None);
+        return Ok(Start::Whole);
     }
     if let Ok(tuple) = result.downcast::<PyTuple>() {
         for chunk in tuple.iter() {
             push(&chunk, start_response)?;
         }
-        return Ok(None);
+        return Ok(Start::Whole);
     }
     if let Ok(wrapper) = result.downcast::<FileWrapper>() {
-        push(&wrapper.get().read_all(result.py())?, start_response)?;
-        return Ok(None);
+        let py = result.py();
+        let declared = start_response.borrow().declared_length();
+        if let Some(file) = wrapper.get().file_body(py, declared)? {
+            return Ok(Start::File(file));
+        }
+        push(&wrapper.get().read_all(py)?, start_response)?;
+        return Ok(Start::Whole);
     }
     let iterator = result.try_iter()?;
     while !start_response.borrow().has_body() {
         match next_in(context, &iterator)? {
             Some(chunk) => push(&chunk, start_response)?,
-            None => return Ok(None),
+            None => return Ok(Start::Whole),
         }
     }
     if start_response.borrow().is_complete() {
@@ -98,9 +118,9 @@ fn read_start<'py>(
         while let Some(chunk) = next_in(context, &iterator)? {
             push(&chunk, start_response)?;
         }
-        return Ok(None);
+        return Ok(Start::Whole);
     }
-    Ok(Some(iterator))
+    Ok(Start::Streamed(iterator))
 }
 
 /// `next(iterator)` inside `context`; `None` at the end.

@@ -29,7 +29,7 @@ mod start_response;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use plugin_api::stream::{streamed_body, BodyReader, Reply};
+use plugin_api::stream::{streamed_body, BodyReader, Reply, Streaming};
 use plugin_api::{log, Config, Error, InitError, Request};
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -131,6 +131,10 @@ impl Wsgi {
         let result = context.call_method1(intern!(py, "run"), run)?;
         match body::begin(&result, &start_response, &context, &self.python)? {
             Body::Whole => Ok(Reply::Whole(start_response.borrow_mut().take_response()?)),
+            Body::File(file) => Ok(Reply::Streamed(Streaming::file(
+                start_response.borrow_mut().take_head()?,
+                file,
+            ))),
             Body::Streamed(body) => {
                 let length = body.declared_length(py);
                 let streaming = body.head(py)?.stream(body);
