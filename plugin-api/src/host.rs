@@ -4,7 +4,7 @@
 //! plugd). Plugin authors never need it.
 //!
 //! Capabilities are resolved once, when a library is loaded ([`LOG_V1`]) or started ([`ROUTES_V1`],
-//! [`FILTER_V1`], [`STREAM_V1`]), never per request: each is checked with abi_stable's layout checker, and one that is absent (a plugin built against
+//! [`FILTER_V1`], [`STREAM_V1`], [`FILE_V1`]), never per request: each is checked with abi_stable's layout checker, and one that is absent (a plugin built against
 //! plugin-api 0.1.0) or fails the check is not used.
 
 use std::fmt;
