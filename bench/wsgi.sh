@@ -9,8 +9,9 @@
 #   --latency on 127.0.0.1; printed per server: median req/s, ratio to plugd, server CPU µs per request
 #   (user+sys of the process tree during the trial / requests), median p99, errors. Then plugd's RSS with
 #   the Flask application loaded, at start and after the runs.
-#   Worker counts (the machine has 2 cores, shared with wrk): plugd its default 4 worker threads, one
-#   interpreter; gunicorn sync 2 workers; gunicorn gthread 2 workers x 4 threads; granian 2 workers (its
+#   Worker counts (the machine has 2 cores, shared with wrk): plugd its default worker threads (4 on 2
+#   cores, more while they wait), one interpreter, the plugin's default `threads = 8` (the most requests in
+#   Python at once); gunicorn sync 2 workers; gunicorn gthread 2 workers x 4 threads; granian 2 workers (its
 #   other settings default).
 # env: BENCH_PY (folder the peers are pip-installed into, default /tmp/plugd-wsgi-bench/site).
 set -euo pipefail

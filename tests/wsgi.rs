@@ -398,6 +398,87 @@ fn a_blocked_application_stalls_no_other_route() {
     }
 }
 
+/// With `threads = 2`, two requests waiting inside Python take both places: a third Python request waits
+/// in the queue while other routes are served, and is answered once one of the two returns.
+#[test]
+fn python_requests_beyond_the_threads_wait_for_one_to_return() {
+    let server = serve("validated:application", "threads = 2", &["hello"]);
+    let addr = server.addr();
+    let files = TempDir::new("wsgi-release");
+    let waiting: Vec<_> = ["a", "b"]
+        .map(|name| files.join(name).to_str().unwrap().to_owned())
+        .into_iter()
+        .map(|file| {
+            let path = format!("/raw/wait-for-file?{file}");
+            (file.clone(), thread::spawn(move || get(addr, &path)))
+        })
+        .collect();
+    for (file, _) in &waiting {
+        assert!(
+            server.wait_for_log(&format!("waiting for {file}"), LOG_WAIT),
+            "{}",
+            server.stderr()
+        );
+    }
+    let mut queued = Conn::open(addr);
+    queued.send(b"GET /status/201 HTTP/1.1\r\nHost: test\r\n\r\n");
+    queued
+        .stream()
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut byte = [0; 1];
+    let early = std::io::Read::read(queued.stream(), &mut byte);
+    assert!(
+        early.is_err(),
+        "a third Python request was answered while both Python threads wait: {early:?}"
+    );
+    assert_eq!(get(addr, "/plaintext").body_str(), "Hello, World!");
+    assert_eq!(get(addr, "/static/test.html").status, 200);
+
+    for (file, _) in &waiting {
+        fs::write(file, b"").unwrap();
+    }
+    for (_, request) in waiting {
+        assert_eq!(request.join().unwrap().body_str(), "released");
+    }
+    queued.stream().set_read_timeout(None).unwrap();
+    assert_eq!(queued.read_response().unwrap().status, 201);
+}
+
+/// A `wsgi.file_wrapper` around a real file is sent by plugd (`sendfile`) from the file's position, for the
+/// declared length when the application gave one: the file object's Python `read` raises, so a body read in
+/// Python would be a 500. A file-like object without a descriptor is read in Python.
+#[test]
+fn a_wrapped_real_file_is_sent_by_plugd_without_python_reading_it() {
+    let server = validated();
+    let source = fs::read(apps_dir().join("validated.py")).unwrap();
+    let whole = get(server.addr(), "/raw/file");
+    assert_eq!(whole.status, 200, "{}", server.stderr());
+    assert_eq!(whole.body, source);
+    let length = source.len().to_string();
+    assert_eq!(whole.header("Content-Length"), Some(length.as_str()));
+    assert_eq!(whole.header("Content-Type"), Some("text/x-python"));
+
+    let span = get(server.addr(), "/raw/file?from=100&length=50");
+    assert_eq!(span.body, &source[100..150], "{}", server.stderr());
+    let rest = get(server.addr(), "/raw/file?from=100");
+    assert_eq!(rest.body, &source[100..]);
+    let head = exchange(
+        &server,
+        b"HEAD /raw/file HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(head.header("Content-Length"), Some(length.as_str()));
+    assert!(head.body.is_empty());
+
+    let file_like = get(server.addr(), "/raw/file-like");
+    assert_eq!(file_like.body, b"not a file ".repeat(1000));
+    assert!(
+        !server.stderr().contains("read in Python"),
+        "{}",
+        server.stderr()
+    );
+}
+
 /// A generator's chunks leave as it yields them: the first arrives while the second is not produced yet.
 #[test]
 fn iterable_bodies_are_streamed_as_produced() {

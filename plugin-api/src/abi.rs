@@ -17,8 +17,8 @@ use crate::{Header, Request, Response};
 
 mod stream;
 pub use stream::{
-    BodyInput, BodyInput_TO, BodyProducer, BodyProducer_TO, BodyReadError, Produced, Producer,
-    Reply, StreamModule, StreamWaker, Wake, Wake_TO, STREAM_V1,
+    BodyInput, BodyInput_TO, BodyProducer, BodyProducer_TO, BodyReadError, FileModule, FileSpan,
+    Produced, Producer, Reply, StreamModule, StreamWaker, Wake, Wake_TO, FILE_V1, STREAM_V1,
 };
 
 /// One `(method, pattern)` a plugin serves, e.g. `("GET", "/hello/{name}")`.
@@ -84,7 +84,8 @@ pub use crate::config::Config;
 /// Only ever shown in the host's log, never sent to a client.
 pub type PanicMessage = RString;
 
-/// An optional capability a plugin offers under a versioned name ([`LOG_V1`], [`ROUTES_V1`], [`STREAM_V1`]): a module the host
+/// An optional capability a plugin offers under a versioned name ([`LOG_V1`], [`ROUTES_V1`], [`STREAM_V1`],
+/// [`FILE_V1`]): a module the host
 /// finds by asking, instead of a field it expects.
 ///
 /// This is how plugd grows without stranding built plugins: abi_stable refuses a plugin whose root module has

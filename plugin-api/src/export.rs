@@ -11,9 +11,10 @@ use abi_stable::StableAbi;
 use abi_stable::sabi_types::RMut;
 
 use crate::abi::{
-    no_capability, BodyInput_TO, Capability, ConfigEntry, FieldEdit, FilterModule, InitFn,
-    Manifest, PanicMessage, PluginInstance, PluginMod, PluginModRef, PluginObject, PluginObject_TO,
-    ResponseHeadView, Route, RoutesModule, StreamModule, FILTER_V1, ROUTES_V1, STREAM_V1,
+    no_capability, BodyInput_TO, Capability, ConfigEntry, FieldEdit, FileModule, FilterModule,
+    InitFn, Manifest, PanicMessage, PluginInstance, PluginMod, PluginModRef, PluginObject,
+    PluginObject_TO, ResponseHeadView, Route, RoutesModule, StreamModule, FILE_V1, FILTER_V1,
+    ROUTES_V1, STREAM_V1,
 };
 use crate::filter::{Filter, FilterContext, ResponseHead};
 use crate::guard::catch;
@@ -371,6 +372,10 @@ impl<S: Send + Sync + 'static> PluginObject for Routed<S> {
             STREAM_V1 => ROption::RSome(Capability {
                 layout: <StreamModule as StableAbi>::LAYOUT,
                 module: (&self.stream as *const StreamModule).cast(),
+            }),
+            FILE_V1 => ROption::RSome(Capability {
+                layout: <FileModule as StableAbi>::LAYOUT,
+                module: (&stream::FILE_MODULE as *const FileModule).cast(),
             }),
             _ => ROption::RNone,
         }

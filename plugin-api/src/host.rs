@@ -4,10 +4,11 @@
 //! plugd). Plugin authors never need it.
 //!
 //! Capabilities are resolved once, when a library is loaded ([`LOG_V1`]) or started ([`ROUTES_V1`],
-//! [`FILTER_V1`], [`STREAM_V1`]), never per request: each is checked with abi_stable's layout checker, and one that is absent (a plugin built against
+//! [`FILTER_V1`], [`STREAM_V1`], [`FILE_V1`]), never per request: each is checked with abi_stable's layout checker, and one that is absent (a plugin built against
 //! plugin-api 0.1.0) or fails the check is not used.
 
 use std::fmt;
+use std::os::fd::FromRawFd;
 use std::path::Path;
 use std::ptr::NonNull;
 
@@ -18,8 +19,9 @@ use abi_stable::type_level::downcasting::TD_Opaque;
 use abi_stable::StableAbi;
 
 use crate::abi::{
-    self, BodyInput_TO, Capability, ConfigEntry, LogModule, PluginInstance, PluginModRef,
-    RoutesModule, StreamModule, StreamWaker, Wake_TO, LOG_V1, ROUTES_V1, STREAM_V1,
+    self, BodyInput_TO, Capability, ConfigEntry, FileModule, LogModule, PluginInstance,
+    PluginModRef, RoutesModule, StreamModule, StreamWaker, Wake_TO, FILE_V1, LOG_V1, ROUTES_V1,
+    STREAM_V1,
 };
 pub use crate::abi::{
     BodyReadError, FieldEdit, FieldEditKind, FilterModule, ResponseHeadView, FILTER_V1,
@@ -238,9 +240,11 @@ pub struct Instance {
     stream: Option<NonNull<StreamModule>>,
     /// The plugin's [`FILTER_V1`] module, resolved once at start: `None` for plugins that are no filter.
     filter: Option<NonNull<FilterModule>>,
+    /// The plugin's [`FILE_V1`] module (plugin-api 0.1.3 and later), resolved once at start.
+    file: Option<NonNull<FileModule>>,
 }
 
-// SAFETY: `routes`, `stream` and `filter` point into the handler object `instance` owns, which is `Send + Sync` (the
+// SAFETY: `routes`, `stream`, `filter` and `file` point into (or, for `file`, beside) the handler object `instance` owns, which is `Send + Sync` (the
 // `PluginObject` trait requires both) and outlives every use through `&self`.
 unsafe impl Send for Instance {}
 // SAFETY: as above.
@@ -253,6 +257,16 @@ pub struct Answer {
     pub body: Option<Producer>,
     /// The streamed body's exact length, when the plugin declared it.
     pub length: Option<u64>,
+    /// The body as a file to send (a plugin's [`crate::stream::FileBody`]), in place of `body`.
+    pub file: Option<FileSpan>,
+}
+
+/// `len` bytes of `file` from `offset`: a body the host sends with `sendfile`.
+#[derive(Debug)]
+pub struct FileSpan {
+    pub file: std::fs::File,
+    pub offset: u64,
+    pub len: u64,
 }
 
 impl Instance {
@@ -263,11 +277,14 @@ impl Instance {
         let stream = checked::<StreamModule>(plugin, STREAM_V1, offered);
         let offered = instance.capability(RStr::from(FILTER_V1)).into_option();
         let filter = checked::<FilterModule>(plugin, FILTER_V1, offered);
+        let offered = instance.capability(RStr::from(FILE_V1)).into_option();
+        let file = checked::<FileModule>(plugin, FILE_V1, offered);
         Instance {
             instance,
             routes,
             stream,
             filter,
+            file,
         }
     }
 
@@ -370,6 +387,7 @@ impl Instance {
                 response,
                 body: None,
                 length: None,
+                file: None,
             });
         };
         let mut adapter = body.map(SourceAdapter);
@@ -377,13 +395,36 @@ impl Instance {
             .as_mut()
             .map(|adapter| BodyInput_TO::from_ptr(adapter, TD_Opaque));
         match (module.handle_route)(module, route, req, input.into()) {
-            RResult::ROk(reply) => Ok(Answer {
-                response: reply.response,
-                body: reply.body.into_option().map(Producer),
-                length: reply.length.into_option(),
-            }),
+            RResult::ROk(reply) => {
+                let mut body = reply.body.into_option();
+                let file = body.as_mut().and_then(|body| self.take_file(body));
+                Ok(Answer {
+                    response: reply.response,
+                    body: body.filter(|_| file.is_none()).map(Producer),
+                    length: reply.length.into_option(),
+                    file,
+                })
+            }
             RResult::RErr(panic) => Err(panic.into()),
         }
+    }
+
+    /// The file `body` sends, when the plugin says it is one ([`FILE_V1`]).
+    fn take_file(&self, body: &mut abi::Producer) -> Option<FileSpan> {
+        // SAFETY: checked against `FileModule` at start; a plugin's module lives as long as its library.
+        let module = unsafe { self.file?.as_ref() };
+        let span = (module.take_file)(body).into_option()?;
+        if span.fd < 0 {
+            return None;
+        }
+        // SAFETY: per `take_file`'s contract the plugin handed this open descriptor over and no longer uses
+        // it: it is ours to own and close.
+        let file = unsafe { std::fs::File::from_raw_fd(span.fd) };
+        Some(FileSpan {
+            file,
+            offset: span.offset,
+            len: span.len,
+        })
     }
 
     fn stream_module(&self) -> Option<&StreamModule> {
@@ -444,6 +485,14 @@ impl Producer {
             abi::Produced::Done => Produced::Done,
             abi::Produced::Failed(why) => Produced::Failed(why.into()),
         }
+    }
+}
+
+impl Producer {
+    /// A producer that reads `span`: what a plugd without sendfile would be given for it.
+    pub(crate) fn reading(span: FileSpan) -> Producer {
+        let body = crate::stream::FileBody::new(span.file, span.offset, span.len);
+        Producer(crate::stream::file_producer(body))
     }
 }
 

@@ -21,11 +21,14 @@
 //! response: the client sees an incomplete body, never a complete-looking one.
 
 use std::collections::VecDeque;
+use std::fs::File;
 use std::io;
+use std::os::fd::IntoRawFd;
+use std::os::unix::fs::FileExt;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use abi_stable::std_types::{ROption, RResult, RSliceMut};
-use abi_stable::type_level::downcasting::TD_Opaque;
+use abi_stable::type_level::downcasting::{TD_CanDowncast, TD_Opaque};
 
 use crate::abi::{self, BodyInput_TO, BodyReadError, StreamWaker};
 use crate::guard::catch;
@@ -122,8 +125,15 @@ impl Waker {
 /// ```
 pub struct Streaming {
     response: Response,
-    body: Box<dyn Produce>,
+    body: BodyKind,
     length: Option<u64>,
+}
+
+/// What produces a [`Streaming`]'s body.
+enum BodyKind {
+    Produced(Box<dyn Produce>),
+    /// A file's bytes, which plugd sends without calling the plugin ([`FileBody`]).
+    File(FileBody),
 }
 
 impl Streaming {
@@ -131,8 +141,20 @@ impl Streaming {
     pub fn new(response: Response, body: impl Produce) -> Streaming {
         Streaming {
             response,
-            body: Box::new(body),
+            body: BodyKind::Produced(Box::new(body)),
             length: None,
+        }
+    }
+
+    /// `response`'s status and fields with a file's bytes as the body, and their length as
+    /// `Content-Length`: plugd sends them with `sendfile`, and they never pass through the plugin
+    /// (plugd before plugin-api 0.1.3 calls the body's producer instead, which reads the file).
+    pub fn file(response: Response, body: FileBody) -> Streaming {
+        let length = body.left;
+        Streaming {
+            response,
+            body: BodyKind::File(body),
+            length: Some(length),
         }
     }
 
@@ -155,7 +177,10 @@ impl Streaming {
 
     /// The producer (to drive it by hand in a test; [`crate::testing`] does it for you).
     pub fn into_body(self) -> Box<dyn Produce> {
-        self.body
+        match self.body {
+            BodyKind::Produced(body) => body,
+            BodyKind::File(file) => Box::new(file),
+        }
     }
 }
 
@@ -163,6 +188,87 @@ impl Response {
     /// This response's status and fields, with a body `body` produces piece by piece (see [`Streaming`]).
     pub fn stream(self, body: impl Produce) -> Streaming {
         Streaming::new(self, body)
+    }
+}
+
+/// A response body that is `len` bytes of an open file from `offset` (see [`Streaming::file`]).
+///
+/// ```
+/// # mod plugin {
+/// use plugin_api::stream::{FileBody, Streaming};
+/// use plugin_api::{Error, Request, Response};
+/// fn manifest(_state: &(), _req: &Request<'_>) -> Result<Streaming, Error> {
+///     let open = |path| std::fs::File::open(path).and_then(FileBody::rest_of);
+///     let body = open(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
+///         .map_err(|err| Error::internal(err.to_string()))?;
+///     Ok(Streaming::file(Response::ok_with_type("text/plain", ""), body))
+/// }
+/// plugin_api::export_plugin! { name: "files", version: "0.1.0",
+///     routes: [("GET", "/manifest", manifest)], init: |_config| Ok(()) }
+/// # }
+/// use plugin_api::testing::{TestPlugin, TestRequest};
+///
+/// let plugin = TestPlugin::start(plugin::plugd_plugin).unwrap();
+/// let mut stream = plugin.stream(TestRequest::get("/manifest")).unwrap();
+/// assert!(stream.is_file(), "plugd takes the file and sends it itself");
+/// let manifest = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")).unwrap();
+/// assert_eq!(stream.length(), Some(manifest.len() as u64));
+/// assert_eq!(stream.collect().unwrap(), manifest);
+/// ```
+#[derive(Debug)]
+pub struct FileBody {
+    file: File,
+    offset: u64,
+    /// Bytes left to send from `offset`.
+    left: u64,
+}
+
+impl FileBody {
+    /// `len` bytes of `file` from `offset`. `file` should be a regular file (plugd cuts the response
+    /// when it ends before `len`).
+    pub fn new(file: File, offset: u64, len: u64) -> FileBody {
+        FileBody {
+            file,
+            offset,
+            left: len,
+        }
+    }
+
+    /// The rest of `file`, from its current position to its end.
+    pub fn rest_of(mut file: File) -> io::Result<FileBody> {
+        let offset = io::Seek::stream_position(&mut file)?;
+        let len = file.metadata()?.len().saturating_sub(offset);
+        Ok(FileBody::new(file, offset, len))
+    }
+
+    /// The file as its descriptor and span, handed to the host.
+    fn into_span(self) -> abi::FileSpan {
+        abi::FileSpan {
+            fd: self.file.into_raw_fd(),
+            offset: self.offset,
+            len: self.left,
+        }
+    }
+}
+
+/// Reads the file: only a host without [`abi::FILE_V1`] calls it.
+impl Produce for FileBody {
+    fn produce(&mut self, buf: &mut [u8], _waker: &Waker) -> Produced {
+        if self.left == 0 {
+            return Produced::Done;
+        }
+        let want = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        match self.file.read_at(&mut buf[..want], self.offset) {
+            Ok(0) => Produced::Failed(format!("the file ended {} bytes early", self.left)),
+            Ok(n) => {
+                self.offset += n as u64;
+                self.left -= n as u64;
+                Produced::Wrote(n)
+            }
+            Err(err) => Produced::Failed(format!("reading the file: {err}")),
+        }
     }
 }
 
@@ -532,11 +638,22 @@ fn read_error(err: BodyReadError) -> Error {
 pub(crate) struct Guarded(pub(crate) Box<dyn Produce>);
 
 impl abi::BodyProducer for Guarded {
-    fn produce(&mut self, mut buf: RSliceMut<'_, u8>, waker: &StreamWaker) -> abi::Produced {
+    fn produce(&mut self, buf: RSliceMut<'_, u8>, waker: &StreamWaker) -> abi::Produced {
+        Guarded::produce_with(self.0.as_mut(), buf, waker)
+    }
+}
+
+impl Guarded {
+    /// Calls `body`, guarded, and checks its answer.
+    fn produce_with(
+        body: &mut dyn Produce,
+        mut buf: RSliceMut<'_, u8>,
+        waker: &StreamWaker,
+    ) -> abi::Produced {
         let buf = buf.as_mut_slice();
         let len = buf.len();
         let waker = Waker::new(waker.clone());
-        match catch(|| self.0.produce(buf, &waker)) {
+        match catch(|| body.produce(buf, &waker)) {
             Ok(Produced::Wrote(n)) if n > 0 && n <= len => abi::Produced::Wrote(n),
             Ok(Produced::Wrote(n)) => abi::Produced::Failed(
                 format!("produce wrote {n} bytes into a {len}-byte buffer").into(),
@@ -563,11 +680,44 @@ pub(crate) fn into_abi(reply: Reply) -> abi::Reply {
             length,
         }) => abi::Reply {
             response,
-            body: ROption::RSome(abi::BodyProducer_TO::from_value(Guarded(body), TD_Opaque)),
+            body: ROption::RSome(match body {
+                BodyKind::Produced(body) => {
+                    abi::BodyProducer_TO::from_value(Guarded(body), TD_Opaque)
+                }
+                BodyKind::File(file) => file_producer(file),
+            }),
             length: length.into(),
         },
     }
 }
+
+/// `file` as a producer the host holds; downcastable, so that [`take_file`] finds the file in it again.
+pub(crate) fn file_producer(file: FileBody) -> abi::Producer {
+    abi::BodyProducer_TO::from_value(FileProducer(Some(file)), TD_CanDowncast)
+}
+
+/// A [`FileBody`] as the host holds it: taken out by a host with [`abi::FILE_V1`], produced otherwise.
+struct FileProducer(Option<FileBody>);
+
+impl abi::BodyProducer for FileProducer {
+    fn produce(&mut self, buf: RSliceMut<'_, u8>, waker: &StreamWaker) -> abi::Produced {
+        match &mut self.0 {
+            Some(file) => Guarded::produce_with(file, buf, waker),
+            None => abi::Produced::Failed("the file was handed to the host".into()),
+        }
+    }
+}
+
+/// [`abi::FileModule::take_file`]: the file of a [`FileProducer`] of this library, if `body` is one.
+pub(crate) extern "C" fn take_file(body: &mut abi::Producer) -> ROption<abi::FileSpan> {
+    match body.obj.downcast_as_mut::<FileProducer>() {
+        Ok(FileProducer(file)) => file.take().map(FileBody::into_span).into(),
+        Err(_) => ROption::RNone,
+    }
+}
+
+/// The [`abi::FileModule`] every plugin built with this SDK offers.
+pub(crate) static FILE_MODULE: abi::FileModule = abi::FileModule { take_file };
 
 /// The route wrapper's view of [`streamed_body`] routes, for [`crate::export`].
 pub(crate) fn body_for<'a>(

@@ -260,6 +260,8 @@ impl BodySource for PiecesOf<'_> {
 pub struct TestStream {
     response: Response,
     producer: Option<Producer>,
+    /// Whether plugd would send the body as a file (`sendfile`); its bytes are read here.
+    file: bool,
     length: Option<u64>,
     signal: Arc<Signal>,
     waker: Waker,
@@ -286,9 +288,12 @@ impl TestStream {
     fn new(answer: Answer, head_only: bool) -> TestStream {
         let signal = Arc::new(Signal::default());
         let waker = Waker::new(Arc::clone(&signal) as Arc<dyn Wake>);
+        // A file plugd would send with sendfile is read through the same producer an older plugd calls.
+        let file = answer.file.map(Producer::reading);
         TestStream {
             response: answer.response,
-            producer: answer.body.filter(|_| !head_only),
+            file: file.is_some(),
+            producer: answer.body.or(file).filter(|_| !head_only),
             length: answer.length,
             signal,
             waker,
@@ -301,6 +306,7 @@ impl TestStream {
                 response,
                 body: None,
                 length: None,
+                file: None,
             },
             false,
         )
@@ -314,6 +320,12 @@ impl TestStream {
     /// Whether the body is produced piece by piece.
     pub fn is_streamed(&self) -> bool {
         self.producer.is_some()
+    }
+
+    /// Whether the body is a file, which plugd sends itself (`sendfile`): see
+    /// [`Streaming::file`](crate::stream::Streaming::file).
+    pub fn is_file(&self) -> bool {
+        self.file
     }
 
     /// The streamed body's declared length (`Content-Length`), if the route gave one.

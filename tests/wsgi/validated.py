@@ -6,9 +6,13 @@ Paths under /raw/ are served without the validator: they break the rules on purp
 or block, or report what the other applications saw.
 """
 
+import io
 import json
+import os
 import sys
 import threading
+import time
+import urllib.parse
 import warnings
 from wsgiref.validate import WSGIWarning, validator
 
@@ -202,6 +206,42 @@ def raw_release(environ, start_response):
     return text(start_response, b"released all")
 
 
+def raw_wait_for_file(environ, start_response):
+    """Waits (releasing the GIL) until the file named by the query exists: released from outside plugd,
+    when every Python thread may be taken."""
+    path = urllib.parse.unquote(environ["QUERY_STRING"])
+    print(f"waiting for {path}", file=environ["wsgi.errors"])
+    deadline = time.monotonic() + 60
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return text(start_response, b"released")
+
+
+class Unreadable(io.FileIO):
+    """A real file whose reads in Python fail: answered in full only when plugd sends the file itself."""
+
+    def read(self, *args):
+        raise AssertionError("the file was read in Python instead of being sent by plugd")
+
+    readall = readinto = read
+
+
+def raw_file(environ, start_response):
+    query = urllib.parse.parse_qs(environ["QUERY_STRING"])
+    wrapped = Unreadable(__file__)
+    wrapped.seek(int(query.get("from", ["0"])[0]))
+    headers = [("Content-Type", "text/x-python")]
+    if "length" in query:
+        headers.append(("Content-Length", query["length"][0]))
+    start_response("200 OK", headers)
+    return environ["wsgi.file_wrapper"](wrapped)
+
+
+def raw_file_like(environ, start_response):
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    return environ["wsgi.file_wrapper"](io.BytesIO(b"not a file " * 1000), 100)
+
+
 def raw_closed(environ, start_response):
     with closed_lock:
         report = {"closed": closed, "unraisable": unraisable}
@@ -263,6 +303,9 @@ RAW = {
     "/raw/block": raw_block,
     "/raw/blocked": raw_blocked,
     "/raw/release": raw_release,
+    "/raw/wait-for-file": raw_wait_for_file,
+    "/raw/file": raw_file,
+    "/raw/file-like": raw_file_like,
     "/raw/closed": raw_closed,
     "/raw/extensions": raw_extensions,
     "/raw/not-bytes": raw_not_bytes,

@@ -2,7 +2,7 @@
 //! request (no copies, parameters decoded once), calls the route's function by its manifest index (or the
 //! plugin's single handler, for plugins built against plugin-api 0.1.0), and turns the plugin's answer into a
 //! host [`Response`]: a streamed body stays the plugin's producer, for the connection to pull
-//! (docs/ARCHITECTURE.md §18).
+//! (docs/ARCHITECTURE.md §18), and a file body is sent with `sendfile` like a static file.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -157,15 +157,20 @@ pub(super) fn into_host_response(answer: Answer) -> Result<Response, String> {
     // every handler: the host alone frames responses.
     let headers = Fields::from_plugin(headers)
         .map_err(|(name, value)| format!("invalid header field {name:?}: {value:?}"))?;
-    let body = match (answer.body, body) {
-        (Some(producer), _) => Body::Stream(StreamBody {
+    let body = match (answer.file, answer.body, body) {
+        (Some(span), _, _) => Body::File {
+            file: span.file,
+            offset: span.offset,
+            len: span.len,
+        },
+        (None, Some(producer), _) => Body::Stream(StreamBody {
             producer,
             length: answer.length,
         }),
-        (None, plugin_api::Body::Empty) => Body::Empty,
+        (None, None, plugin_api::Body::Empty) => Body::Empty,
         // Plugin libraries are never unloaded, so their statics live as long as the process.
-        (None, plugin_api::Body::Static(bytes)) => Body::Static(bytes.as_slice()),
-        (None, owned @ plugin_api::Body::Owned(_)) => Body::Plugin(owned),
+        (None, None, plugin_api::Body::Static(bytes)) => Body::Static(bytes.as_slice()),
+        (None, None, owned @ plugin_api::Body::Owned(_)) => Body::Plugin(owned),
     };
     Ok(Response {
         status,
@@ -184,6 +189,7 @@ mod tests {
             response,
             body: None,
             length: None,
+            file: None,
         })
     }
 

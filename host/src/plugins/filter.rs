@@ -95,6 +95,7 @@ impl Filter for PluginFilter {
                     response: answer,
                     body: None,
                     length: None,
+                    file: None,
                 })
                 .unwrap_or_else(|problem| self.failed(req, "request", &problem)),
             ),

@@ -39,6 +39,30 @@ pub struct StreamModule {
     ) -> RResult<Reply, PanicMessage>,
 }
 
+/// The per-instance capability through which the host asks whether a streamed body is a file's bytes, to
+/// send it with `sendfile` instead of calling its producer: a [`FileModule`] (plugin-api 0.1.3).
+pub const FILE_V1: &str = "file.v1";
+
+/// [`FILE_V1`]: a plain function, valid for the life of the process.
+#[repr(C)]
+#[derive(StableAbi)]
+pub struct FileModule {
+    /// When `body` (a producer of this plugin's) is a file's bytes, takes the file out of it: the host owns
+    /// the descriptor from then on, sends the span itself, and drops `body` without calling it. `RNone`:
+    /// `body` is no file; call it as usual.
+    pub take_file: extern "C" fn(body: &mut Producer) -> ROption<FileSpan>,
+}
+
+/// `len` bytes of an open regular file from `offset`: what [`FileModule::take_file`] hands over.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy, Debug)]
+pub struct FileSpan {
+    /// The file's descriptor, now the host's to close.
+    pub fd: i32,
+    pub offset: u64,
+    pub len: u64,
+}
+
 /// A route's answer through [`STREAM_V1`]: a response, and when `body` is set, the producer of its body
 /// (the response's own body is then ignored).
 #[repr(C)]

@@ -3,6 +3,10 @@
 //! either case (the server calls `close()` whenever the iterable has one, even when iterating raised, and
 //! when the client left before the end).
 //!
+//! A `wsgi.file_wrapper` around a real file (a binary file object with a `fileno()` of a regular file) is
+//! handed to plugd as the file itself, from its current position, which plugd sends with `sendfile`: the
+//! bytes never pass through Python or this plugin. Any other file-like object is read whole.
+//!
 //! Whole: a list or tuple (`return [b"Hello"]`), a `wsgi.file_wrapper`, and any iterable whose first bytes
 //! already make the `Content-Length` the application declared (a framework's ordinary response: werkzeug wraps
 //! its body list in an iterator). Anything else (a generator, Flask's `stream_with_context`) is streamed: plugd
@@ -14,7 +18,9 @@
 //! a generator that set a context variable in one step (Flask's `stream_with_context` pushes its request
 //! context) must find it in the next, as it would on the one thread of a gunicorn worker.
 
-use plugin_api::stream::{Produce, Produced, Waker};
+use std::sync::Arc;
+
+use plugin_api::stream::{FileBody, Produce, Produced, Waker};
 use plugin_api::{log, Response};
 use pyo3::exceptions::{PyStopIteration, PyTypeError};
 use pyo3::intern;
@@ -23,14 +29,24 @@ use pyo3::types::{PyBytes, PyIterator, PyList, PyTuple};
 
 use crate::file_wrapper::FileWrapper;
 use crate::interpreter;
+use crate::python_threads::PythonThreads;
 use crate::start_response::StartResponse;
 
 /// The body an application returned.
 pub enum Body {
     /// Complete: in `start_response`'s buffer, and closed.
     Whole,
+    /// A `wsgi.file_wrapper` around a real file, closed: plugd sends the file with `sendfile`.
+    File(FileBody),
     /// The rest is produced as the client takes it; `start_response`'s buffer holds the first chunk.
     Streamed(IterableBody),
+}
+
+/// How far [`read_start`] got.
+enum Start<'py> {
+    Whole,
+    File(FileBody),
+    Streamed(Bound<'py, PyIterator>),
 }
 
 /// Reads `result` far enough to know its status and first bytes, in `context`. Errors (iterating, a chunk
@@ -39,11 +55,13 @@ pub fn begin(
     result: &Bound<'_, PyAny>,
     start_response: &Bound<'_, StartResponse>,
     context: &Bound<'_, PyAny>,
+    python: &Arc<PythonThreads>,
 ) -> PyResult<Body> {
     let begun = read_start(result, start_response, context);
     let body = match begun {
-        Ok(Some(iterator)) => {
+        Ok(Start::Streamed(iterator)) => {
             return Ok(Body::Streamed(IterableBody {
+                python: Arc::clone(python),
                 iterator: Some(iterator.unbind()),
                 result: result.clone().unbind(),
                 start_response: start_response.clone().unbind(),
@@ -52,40 +70,47 @@ pub fn begin(
                 written: 0,
             }))
         }
-        Ok(None) => Ok(Body::Whole),
+        Ok(Start::Whole) => Ok(Body::Whole),
+        Ok(Start::File(file)) => Ok(Body::File(file)),
         Err(err) => Err(err),
     };
     let closed = close(result, context);
     body.and_then(|body| closed.map(|()| body))
 }
 
-/// Drains what is complete; returns the iterator when the rest is to be streamed.
+/// Drains what is complete, or takes the file out of a file wrapper; returns the iterator when the rest is
+/// to be streamed.
 fn read_start<'py>(
     result: &Bound<'py, PyAny>,
     start_response: &Bound<'py, StartResponse>,
     context: &Bound<'py, PyAny>,
-) -> PyResult<Option<Bound<'py, PyIterator>>> {
+) -> PyResult<Start<'py>> {
     if let Ok(list) = result.downcast::<PyList>() {
         for chunk in list.iter() {
             push(&chunk, start_response)?;
         }
-        return Ok(None);
+        return Ok(Start::Whole);
     }
     if let Ok(tuple) = result.downcast::<PyTuple>() {
         for chunk in tuple.iter() {
             push(&chunk, start_response)?;
         }
-        return Ok(None);
+        return Ok(Start::Whole);
     }
     if let Ok(wrapper) = result.downcast::<FileWrapper>() {
-        push(&wrapper.get().read_all(result.py())?, start_response)?;
-        return Ok(None);
+        let py = result.py();
+        let declared = start_response.borrow().declared_length();
+        if let Some(file) = wrapper.get().file_body(py, declared)? {
+            return Ok(Start::File(file));
+        }
+        push(&wrapper.get().read_all(py)?, start_response)?;
+        return Ok(Start::Whole);
     }
     let iterator = result.try_iter()?;
     while !start_response.borrow().has_body() {
         match next_in(context, &iterator)? {
             Some(chunk) => push(&chunk, start_response)?,
-            None => return Ok(None),
+            None => return Ok(Start::Whole),
         }
     }
     if start_response.borrow().is_complete() {
@@ -93,9 +118,9 @@ fn read_start<'py>(
         while let Some(chunk) = next_in(context, &iterator)? {
             push(&chunk, start_response)?;
         }
-        return Ok(None);
+        return Ok(Start::Whole);
     }
-    Ok(Some(iterator))
+    Ok(Start::Streamed(iterator))
 }
 
 /// `next(iterator)` inside `context`; `None` at the end.
@@ -133,6 +158,8 @@ fn close(result: &Bound<'_, PyAny>, context: &Bound<'_, PyAny>) -> PyResult<()> 
 
 /// The rest of an application's iterable, produced as the client takes it.
 pub struct IterableBody {
+    /// Where each chunk is taken from the iterable.
+    python: Arc<PythonThreads>,
     /// `None` once the iterable is exhausted, failed or closed.
     iterator: Option<Py<PyIterator>>,
     /// What the application returned: its `close()` is called once, at the end.
@@ -193,7 +220,8 @@ impl IterableBody {
 impl Produce for IterableBody {
     fn produce(&mut self, buf: &mut [u8], _waker: &Waker) -> Produced {
         if self.written == self.pending.len() {
-            let refilled = Python::with_gil(|py| {
+            let python = Arc::clone(&self.python);
+            let refilled = python.run(|py| {
                 self.refill(py).map_err(|err| {
                     let _ = self.finish(py);
                     interpreter::traceback(py, &err)
@@ -217,7 +245,8 @@ impl Drop for IterableBody {
     /// The client left (or plugd stopped asking) before the end: close the iterable all the same.
     fn drop(&mut self) {
         if self.iterator.is_some() {
-            Python::with_gil(|py| {
+            let python = Arc::clone(&self.python);
+            python.run(|py| {
                 if let Err(err) = self.finish(py) {
                     log::error!(
                         "closing the application's iterable: {}",

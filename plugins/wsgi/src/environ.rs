@@ -8,7 +8,7 @@
 
 use std::borrow::Cow;
 
-use plugin_api::{percent, Error, Request};
+use plugin_api::{percent, Error, Request, Version};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
@@ -77,7 +77,11 @@ impl Environ {
         environ.set_item(intern!(py, "REQUEST_METHOD"), req.method())?;
         environ.set_item(intern!(py, "PATH_INFO"), latin1(py, path_info))?;
         environ.set_item(intern!(py, "QUERY_STRING"), req.query().unwrap_or(""))?;
-        environ.set_item(intern!(py, "SERVER_PROTOCOL"), req.version().to_string())?;
+        let protocol = match req.version() {
+            Version::Http10 => intern!(py, "HTTP/1.0"),
+            Version::Http11 => intern!(py, "HTTP/1.1"),
+        };
+        environ.set_item(intern!(py, "SERVER_PROTOCOL"), protocol)?;
         let peer = req.peer();
         environ.set_item(intern!(py, "REMOTE_ADDR"), peer.ip().to_string())?;
         environ.set_item(intern!(py, "REMOTE_PORT"), peer.port().to_string())?;
@@ -109,12 +113,16 @@ fn add_fields(py: Python<'_>, environ: &Bound<'_, PyDict>, req: &Request<'_>) ->
             // the same name spelled with `-`, so a client could forge one with the other: dropped, as nginx does.
             continue;
         }
-        let key = format!("HTTP_{}", name.to_ascii_uppercase().replace('-', "_"));
+        let key = PyString::new(py, &cgi_name(name));
         let value = latin1(py, field.value());
         match environ.get_item(&key)? {
             Some(earlier) => {
                 // Cookie lines join with "; " (RFC 6265 §5.4), every other field with ", ".
-                let separator = if key == "HTTP_COOKIE" { "; " } else { ", " };
+                let separator = if name.eq_ignore_ascii_case("Cookie") {
+                    "; "
+                } else {
+                    ", "
+                };
                 let joined = format!("{}{separator}{}", earlier.str()?, value);
                 environ.set_item(key, joined)?;
             }
@@ -122,6 +130,17 @@ fn add_fields(py: Python<'_>, environ: &Bound<'_, PyDict>, req: &Request<'_>) ->
         }
     }
     Ok(())
+}
+
+/// `HTTP_` and the field name in capitals with `-` as `_` (CGI, RFC 3875 §4.1.18), in one allocation.
+fn cgi_name(name: &str) -> String {
+    let mut key = String::with_capacity("HTTP_".len() + name.len());
+    key.push_str("HTTP_");
+    key.extend(name.chars().map(|c| match c {
+        '-' => '_',
+        c => c.to_ascii_uppercase(),
+    }));
+    key
 }
 
 /// Bytes as a `str` of the same code points (latin-1): PEP 3333's native string.
@@ -149,7 +168,14 @@ fn split_host(host: &str) -> (&str, &str) {
 
 #[cfg(test)]
 mod tests {
-    use super::split_host;
+    use super::{cgi_name, split_host};
+
+    #[test]
+    fn field_names_become_cgi_keys() {
+        assert_eq!(cgi_name("Content-MD5"), "HTTP_CONTENT_MD5");
+        assert_eq!(cgi_name("x-forwarded-for"), "HTTP_X_FORWARDED_FOR");
+        assert_eq!(cgi_name("Host"), "HTTP_HOST");
+    }
 
     #[test]
     fn host_splits_into_name_and_port() {

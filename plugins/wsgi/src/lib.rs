@@ -11,6 +11,8 @@
 //! * `python_path = ["dir", ...]`: folders put in front of `sys.path`, in order (relative to plugd's working
 //!   directory), for the application and its packages (a virtual environment's `site-packages`).
 //! * `mount = "/py"`: plugd serves the application under this prefix, which becomes `SCRIPT_NAME`.
+//! * `threads = 8`: the most requests in Python at once ([`python_threads`]): how many may wait inside
+//!   Python (for a database, a lock, `time.sleep`) while the others are still served.
 //!
 //! The plugin declares one route, every method on `/{*path}`: the application dispatches by itself, and
 //! any more specific route of another plugin (or `/static/`) still wins.
@@ -21,11 +23,13 @@ mod error_log;
 mod file_wrapper;
 mod input;
 mod interpreter;
+mod python_threads;
 mod start_response;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use plugin_api::stream::{streamed_body, BodyReader, Reply};
+use plugin_api::stream::{streamed_body, BodyReader, Reply, Streaming};
 use plugin_api::{log, Config, Error, InitError, Request};
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -33,10 +37,18 @@ use pyo3::prelude::*;
 use crate::body::Body;
 use crate::environ::Environ;
 use crate::input::{BodySlot, Input};
+use crate::python_threads::PythonThreads;
 use crate::start_response::StartResponse;
+
+/// Python threads when the table does not say `threads`: requests that may wait inside Python at once
+/// (gunicorn's `gthread` default is 1 per process, mod_wsgi's 15 per daemon process). A thread that waits
+/// for nothing costs only its stack's touched pages and a Python thread state.
+const DEFAULT_THREADS: usize = 8;
 
 /// The plugin's state: the application and what every request's `environ` starts from.
 pub struct Wsgi {
+    /// Where Python runs; shared with the streamed bodies, which run Python for each chunk.
+    python: Arc<PythonThreads>,
     app: Py<PyAny>,
     environ: Environ,
     /// `contextvars.copy_context`: each request runs in a context of its own (see [`body`]).
@@ -51,17 +63,27 @@ impl Wsgi {
         })?;
         let python_path: Vec<PathBuf> = config.list("python_path")?;
         let mount = config.get("mount").unwrap_or("/");
+        let threads: usize = config.parse_or("threads", DEFAULT_THREADS)?;
         interpreter::start()?;
-        Python::with_gil(|py| {
-            Wsgi::load(py, &spec, &python_path, mount).map_err(|err| {
-                let traceback = interpreter::traceback(py, &err);
-                format!("cannot load the WSGI application {spec:?}: {traceback}")
+        let python = Arc::new(PythonThreads::start(threads)?);
+        let runs_the_app = Arc::clone(&python);
+        python
+            .run(|py| {
+                Wsgi::load(py, &spec, &python_path, mount, runs_the_app).map_err(|err| {
+                    let traceback = interpreter::traceback(py, &err);
+                    format!("cannot load the WSGI application {spec:?}: {traceback}")
+                })
             })
-        })
-        .map_err(InitError::from)
+            .map_err(InitError::from)
     }
 
-    fn load(py: Python<'_>, spec: &str, python_path: &[PathBuf], mount: &str) -> PyResult<Wsgi> {
+    fn load(
+        py: Python<'_>,
+        spec: &str,
+        python_path: &[PathBuf],
+        mount: &str,
+        python: Arc<PythonThreads>,
+    ) -> PyResult<Wsgi> {
         interpreter::prepend_to_sys_path(py, python_path)?;
         let app = interpreter::import_app(py, spec)?;
         let environ = Environ::new(py, script_name(mount))?;
@@ -71,6 +93,7 @@ impl Wsgi {
         );
         let copy_context = py.import("contextvars")?.getattr("copy_context")?.unbind();
         Ok(Wsgi {
+            python,
             app,
             environ,
             copy_context,
@@ -83,8 +106,9 @@ impl Wsgi {
         let path_info = self.environ.path_info(req)?;
         let content_length = body.length();
         let loan = BodySlot::lend(body);
-        Python::with_gil(|py| {
-            let input = Input::new(loan.slot());
+        let slot = loan.slot();
+        self.python.run(|py| {
+            let input = Input::new(slot);
             self.respond(py, req, &path_info, content_length, input)
                 .map_err(|err| Error::internal(interpreter::traceback(py, &err)))
         })
@@ -105,8 +129,12 @@ impl Wsgi {
         let context = self.copy_context.bind(py).call0()?;
         let run = (self.app.bind(py), environ, &start_response);
         let result = context.call_method1(intern!(py, "run"), run)?;
-        match body::begin(&result, &start_response, &context)? {
+        match body::begin(&result, &start_response, &context, &self.python)? {
             Body::Whole => Ok(Reply::Whole(start_response.borrow_mut().take_response()?)),
+            Body::File(file) => Ok(Reply::Streamed(Streaming::file(
+                start_response.borrow_mut().take_head()?,
+                file,
+            ))),
             Body::Streamed(body) => {
                 let length = body.declared_length(py);
                 let streaming = body.head(py)?.stream(body);
