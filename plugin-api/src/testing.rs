@@ -451,7 +451,7 @@ impl TestFilter {
     }
 
     /// The filter `instance` (of plugin `name`), with its setup asked once.
-    fn of(name: &str, instance: Instance) -> Result<TestFilter, String> {
+    pub(crate) fn of(name: &str, instance: Instance) -> Result<TestFilter, String> {
         if !instance.is_filter() {
             return Err(format!(
                 "plugin {name} is no filter (it offers neither {} nor {})",

@@ -5,7 +5,9 @@
 //! per edit; here a field is one copy into the buffer, and the buffers themselves are recycled by each
 //! worker thread (one spare per thread: a worker answers one request at a time), so a response with
 //! appended fields allocates nothing once the worker has served one. Lengths beside the text make reading
-//! the fields back (for the head, for a later filter's edit) a walk, not a parse.
+//! the fields back (for the head, for a later filter's edit) a walk, not a search. The buffers sit behind
+//! one pointer: a response larger than it was before them is moved with a `memcpy` call at every step
+//! between the handler and the socket, chain or not (+223 instructions per request, measured).
 
 use std::cell::Cell;
 
@@ -18,7 +20,19 @@ const MAX_SPARE_TEXT: usize = 4096;
 
 thread_local! {
     /// The buffers of the last response this thread dropped, kept for the next one.
-    static SPARE: Cell<(String, Vec<Lengths>)> = const { Cell::new((String::new(), Vec::new())) };
+    static SPARE: Cell<Option<Box<Buffers>>> = const { Cell::new(None) };
+}
+
+/// Fields in the order appended, every one already valid on the wire (the caller checks). No allocation
+/// until the first.
+#[derive(Debug, Default)]
+pub struct AppendedFields(Option<Box<Buffers>>);
+
+#[derive(Debug)]
+struct Buffers {
+    /// Every name and value, back to back.
+    text: String,
+    lengths: Vec<Lengths>,
 }
 
 /// The byte lengths of one field's name and value, which lie back to back in the text.
@@ -28,25 +42,20 @@ struct Lengths {
     value: u32,
 }
 
-/// Fields in the order appended, every one already valid on the wire (the caller checks).
-#[derive(Debug, Default)]
-pub struct AppendedFields {
-    /// Every name and value, back to back.
-    text: String,
-    lengths: Vec<Lengths>,
-}
-
 impl AppendedFields {
     /// Appends `name: value`; both must be valid on the wire (a token, a value without CR, LF or NUL).
     pub fn push(&mut self, name: &str, value: &str) {
-        if self.text.capacity() == 0 {
-            (self.text, self.lengths) = SPARE.take();
-            self.text.reserve(INITIAL_TEXT);
-            self.lengths.reserve(INITIAL_FIELDS);
-        }
-        self.text.push_str(name);
-        self.text.push_str(value);
-        self.lengths.push(Lengths {
+        let buffers = self.0.get_or_insert_with(|| {
+            SPARE.take().unwrap_or_else(|| {
+                Box::new(Buffers {
+                    text: String::with_capacity(INITIAL_TEXT),
+                    lengths: Vec::with_capacity(INITIAL_FIELDS),
+                })
+            })
+        });
+        buffers.text.push_str(name);
+        buffers.text.push_str(value);
+        buffers.lengths.push(Lengths {
             name: name.len() as u32,
             value: value.len() as u32,
         });
@@ -57,10 +66,13 @@ impl AppendedFields {
         if !self.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
             return;
         }
-        let old = std::mem::take(&mut self.text);
+        let Some(buffers) = self.0.as_deref_mut() else {
+            return;
+        };
+        let old = std::mem::take(&mut buffers.text);
         let mut text = String::with_capacity(old.capacity());
         let mut start = 0;
-        self.lengths.retain(|lengths| {
+        buffers.lengths.retain(|lengths| {
             let (field, value) = split(&old, start, *lengths);
             start += (lengths.name + lengths.value) as usize;
             let keep = !field.eq_ignore_ascii_case(name);
@@ -70,14 +82,18 @@ impl AppendedFields {
             }
             keep
         });
-        self.text = text;
+        buffers.text = text;
     }
 
     /// The fields in order, as `(name, value)`.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        let (text, lengths) = match self.0.as_deref() {
+            Some(buffers) => (buffers.text.as_str(), buffers.lengths.as_slice()),
+            None => ("", &[][..]),
+        };
         let mut start = 0;
-        self.lengths.iter().map(move |lengths| {
-            let field = split(&self.text, start, *lengths);
+        lengths.iter().map(move |lengths| {
+            let field = split(text, start, *lengths);
             start += (lengths.name + lengths.value) as usize;
             field
         })
@@ -85,11 +101,11 @@ impl AppendedFields {
 
     /// How many fields there are.
     pub fn len(&self) -> usize {
-        self.lengths.len()
+        self.0.as_ref().map_or(0, |buffers| buffers.lengths.len())
     }
 
     pub fn is_empty(&self) -> bool {
-        self.lengths.is_empty()
+        self.len() == 0
     }
 }
 
@@ -106,18 +122,16 @@ fn split(text: &str, start: usize, lengths: Lengths) -> (&str, &str) {
 
 impl Drop for AppendedFields {
     fn drop(&mut self) {
-        let capacity = self.text.capacity();
-        if capacity == 0 || capacity > MAX_SPARE_TEXT {
+        let Some(mut buffers) = self.0.take() else {
+            return;
+        };
+        if buffers.text.capacity() > MAX_SPARE_TEXT {
             return;
         }
-        let mut spare = (
-            std::mem::take(&mut self.text),
-            std::mem::take(&mut self.lengths),
-        );
-        spare.0.clear();
-        spare.1.clear();
+        buffers.text.clear();
+        buffers.lengths.clear();
         // `try_with`: a response dropped while its thread exits finds no spare to refill.
-        let _ = SPARE.try_with(|slot| slot.set(spare));
+        let _ = SPARE.try_with(|slot| slot.set(Some(buffers)));
     }
 }
 
@@ -151,11 +165,12 @@ mod tests {
     fn a_dropped_buffer_is_the_next_ones() {
         let mut first = AppendedFields::default();
         first.push("X-Request-Id", "0123456789abcdef0123456789abcdef");
-        let address = first.text.as_ptr();
+        let address = first.0.as_ref().unwrap().text.as_ptr();
         drop(first);
         let mut second = AppendedFields::default();
         second.push("X-Other", "v");
-        assert_eq!(second.text.as_ptr(), address, "the spare was reused");
+        let reused = second.0.as_ref().unwrap().text.as_ptr();
+        assert_eq!(reused, address, "the spare was reused");
         assert_eq!(fields(&second), [("X-Other", "v")]);
     }
 }

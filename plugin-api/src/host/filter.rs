@@ -255,3 +255,89 @@ impl FixedFields {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use abi_stable::std_types::{RResult, RString, RVec};
+    use abi_stable::type_level::downcasting::TD_Opaque;
+    use abi_stable::StableAbi;
+
+    use super::*;
+    use crate::abi::{Capability, FieldEdit, PanicMessage, PluginObject, PluginObject_TO};
+    use crate::host::Instance;
+    use crate::testing::{TestFilter, TestRequest};
+
+    /// A filter object as plugin-api 0.1.2's `export_filter!` built it: its `filter.v1` module first.
+    #[repr(C)]
+    struct V1Filter {
+        module: FilterModule,
+    }
+
+    /// Keeps the method in the context.
+    extern "C" fn v1_request(
+        _module: &FilterModule,
+        req: &Request<'_>,
+        context: &mut RString,
+    ) -> RResult<ROption<Response>, PanicMessage> {
+        context.push_str(req.method());
+        RResult::ROk(ROption::RNone)
+    }
+
+    /// Returns its edits: `X-V1` set from the context and the fields it saw, `X-Gone` removed.
+    extern "C" fn v1_response(
+        _module: &FilterModule,
+        _req: &Request<'_>,
+        context: &mut RString,
+        head: &ResponseHeadView<'_>,
+    ) -> RResult<RVec<FieldEdit>, PanicMessage> {
+        let seen = format!("{context} saw {}", head.fields.len());
+        let edit = |kind, name: &str, value: &str| FieldEdit {
+            kind,
+            name: name.into(),
+            value: value.into(),
+        };
+        RResult::ROk(
+            vec![
+                edit(FieldEditKind::Set, "X-V1", &seen),
+                edit(FieldEditKind::Remove, "X-Gone", ""),
+            ]
+            .into(),
+        )
+    }
+
+    impl PluginObject for V1Filter {
+        fn handle(&self, _req: &Request<'_>) -> RResult<Response, PanicMessage> {
+            RResult::ROk(Response::empty(404))
+        }
+
+        fn shutdown(&self) -> ROption<PanicMessage> {
+            ROption::RNone
+        }
+
+        fn capability(&self, name: RStr<'_>) -> ROption<Capability> {
+            (name.as_str() == FILTER_V1)
+                .then(|| Capability {
+                    layout: <FilterModule as StableAbi>::LAYOUT,
+                    module: (&self.module as *const FilterModule).cast(),
+                })
+                .into()
+        }
+    }
+
+    #[test]
+    fn test_filter_runs_a_filter_built_against_plugin_api_0_1_2() {
+        let object = V1Filter {
+            module: FilterModule {
+                on_request: v1_request,
+                on_response: v1_response,
+            },
+        };
+        let instance = Instance::new("v1", PluginObject_TO::from_value(object, TD_Opaque));
+        let filter = TestFilter::of("v1", instance).unwrap();
+        let inner = Response::text("x").with_header("X-Gone", "soon");
+        let response = filter.call(TestRequest::new("PUT", "/"), inner);
+        assert_eq!(response.header("x-v1"), Some("PUT saw 2"));
+        assert_eq!(response.header("x-gone"), None);
+        assert_eq!(response.body_str(), Some("x"));
+    }
+}
