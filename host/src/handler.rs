@@ -174,7 +174,13 @@ impl Fields {
     /// plugin only when one of them goes.
     pub fn remove(&mut self, name: &str) {
         self.appended.remove(name);
-        if !self.base().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+        // One loop per representation: a filter's `Set` searches for its name on every response.
+        let named = |(n, _): (&str, &str)| n.eq_ignore_ascii_case(name);
+        let present = match &self.base {
+            Repr::Host(fields) => fields.iter().map(|(n, v)| (&**n, &**v)).any(named),
+            Repr::Plugin(headers) => headers.iter().any(named),
+        };
+        if !present {
             return;
         }
         let fields = match std::mem::take(&mut self.base) {

@@ -63,12 +63,12 @@ impl AppendedFields {
 
     /// Removes every field named `name` (ASCII case-insensitive), keeping the others in order.
     pub fn remove(&mut self, name: &str) {
-        if !self.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
-            return;
-        }
         let Some(buffers) = self.0.as_deref_mut() else {
             return;
         };
+        if !buffers.names().any(|n| n.eq_ignore_ascii_case(name)) {
+            return;
+        }
         let old = std::mem::take(&mut buffers.text);
         let mut text = String::with_capacity(old.capacity());
         let mut start = 0;
@@ -106,6 +106,19 @@ impl AppendedFields {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+impl Buffers {
+    /// The names in order (a search for one, without slicing the values).
+    fn names(&self) -> impl Iterator<Item = &str> {
+        let mut start = 0;
+        self.lengths.iter().map(move |lengths| {
+            let name_end = start + lengths.name as usize;
+            let name = self.text.get(start..name_end).unwrap_or_default();
+            start = name_end + lengths.value as usize;
+            name
+        })
     }
 }
 
