@@ -1,6 +1,7 @@
 //! End-to-end tests of the middleware chain (docs/ARCHITECTURE.md §15): the real binary, the example filters
-//! (`request-id`, `bearer-auth`, `headers`) and the `filter_probe` fixture (short-circuits, panics, appends
-//! `X-Order: probe`), around plugin routes, static files and plugd's own 404 and 413.
+//! (`request-id`, `bearer-auth`, `headers`), the `filter_probe` fixture (short-circuits, panics, appends
+//! `X-Order: probe`) and the `legacy_filter` fixture (built against plugin-api 0.1.2's `filter.v1`), around
+//! plugin routes, static files and plugd's own 404 and 413.
 
 use std::collections::HashSet;
 use std::fs;
@@ -18,12 +19,14 @@ mod fixtures;
 /// How long a log line has to appear.
 const LOG_WAIT: Duration = Duration::from_secs(10);
 
-/// The example plugins plus the `filter_probe` fixture, in one plugin folder.
+/// The example plugins plus the `filter_probe` and `legacy_filter` fixtures, in one plugin folder.
 fn plugins_with_probe() -> TempDir {
     let profile_dir = example_plugin("hello").parent().unwrap().to_owned();
-    let probe = fixtures::build_fixture("filter_probe", profile_dir.parent().unwrap());
+    let target_dir = profile_dir.parent().unwrap();
     let mut libs = example_plugins();
-    libs.push(probe);
+    for fixture in ["filter_probe", "legacy_filter"] {
+        libs.push(fixtures::build_fixture(fixture, target_dir));
+    }
     plugin_dir_with(&libs)
 }
 
@@ -292,4 +295,45 @@ fn cors_preflights_from_configured_origins_are_answered() {
         simple.header("Access-Control-Allow-Origin"),
         Some("https://app.example")
     );
+}
+
+#[test]
+fn a_filter_built_against_plugin_api_0_1_2_keeps_working_in_the_chain() {
+    // In: legacy, headers. Out: headers (its fixed fields), then legacy (`filter.v1`: edits returned).
+    let toml = "middleware = [\"legacy-filter\", \"headers\"]\n\
+                [plugins.headers.set]\nX-Order = \"headers\"\nX-Remove-Me = \"x\"\n";
+    let (server, _config) = start(toml);
+    assert!(
+        server.wait_for_log("plugin loaded: legacy-filter 0.1.0 from ", LOG_WAIT),
+        "{}",
+        server.stderr()
+    );
+    let response = server.get("/plaintext");
+    assert_eq!(response.body_str(), "Hello, World!");
+    assert_eq!(response.headers_named("X-Order"), ["headers", "legacy"]);
+    assert_eq!(
+        response.header("X-Legacy"),
+        Some("GET"),
+        "request hook -> response hook"
+    );
+    assert_eq!(
+        response.header("X-Remove-Me"),
+        None,
+        "removed by the legacy filter"
+    );
+
+    let answered = server.get("/legacy-filter/answer");
+    assert_eq!(
+        (answered.status, answered.body_str().as_str()),
+        (403, "legacy says no")
+    );
+    assert_eq!(
+        answered.headers_named("X-Order"),
+        ["legacy"],
+        "headers, after it, never saw the request"
+    );
+
+    assert_eq!(server.get("/legacy-filter/panic").status, 500);
+    assert!(server.wait_for_log("legacy-filter exploded on the way out", LOG_WAIT));
+    assert_eq!(server.get("/plaintext").status, 200);
 }

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 
 use plugin_api::host::{BodySource, Producer, ResponseHeaders};
 
+use crate::http::appended::AppendedFields;
 use crate::http::headers::INLINE_HEADERS;
 use crate::http::syntax::is_valid_field;
 use crate::http::{RequestHead, Version};
@@ -104,7 +105,13 @@ pub type Field = (Cow<'static, str>, Cow<'static, str>);
 /// or NUL: RFC 9110 §5.1, §5.5). An invalid field is dropped when it is added, so no handler can split a
 /// response or forge a header line, and writing the head needs no second look.
 #[derive(Debug, Default)]
-pub struct Fields(Repr);
+pub struct Fields {
+    /// The handler's fields.
+    base: Repr,
+    /// Fields added after the handler's were left in a plugin or after [`Fields::append`]: they come after
+    /// `base`, copied once into a recycled buffer.
+    appended: AppendedFields,
+}
 
 #[derive(Debug)]
 enum Repr {
@@ -129,7 +136,10 @@ impl Fields {
             .map(|(name, value)| (name.to_owned(), value.to_owned()));
         match invalid {
             Some(field) => Err(field),
-            None => Ok(Fields(Repr::Plugin(headers))),
+            None => Ok(Fields {
+                base: Repr::Plugin(headers),
+                appended: AppendedFields::default(),
+            }),
         }
     }
 
@@ -138,33 +148,50 @@ impl Fields {
         if !admissible(&field) {
             return;
         }
-        match &mut self.0 {
-            Repr::Host(fields) => fields.push(field),
-            Repr::Plugin(headers) => {
-                let mut fields: Vec<Field> = headers
-                    .iter()
-                    .map(|(n, v)| (n.to_owned().into(), v.to_owned().into()))
-                    .collect();
-                fields.push(field);
-                self.0 = Repr::Host(fields);
-            }
+        match &mut self.base {
+            Repr::Host(fields) if self.appended.is_empty() => fields.push(field),
+            _ => self.appended.push(&field.0, &field.1),
         }
+    }
+
+    /// Appends a copy of `name: value` (a filter's edit); an invalid field is dropped (and logged at debug
+    /// level). Allocates nothing once the worker has answered a request with appended fields.
+    pub fn append(&mut self, name: &str, value: &str) {
+        if is_valid_field(name, value) {
+            self.appended.push(name, value);
+        } else {
+            log::debug!("dropped the invalid header field {name:?}: {value:?} from a filter");
+        }
+    }
+
+    /// [`Fields::append`] for a field the caller has already checked with [`is_valid_field`] (a filter's
+    /// fixed fields, checked once when the chain is built).
+    pub fn append_checked(&mut self, name: &str, value: &str) {
+        debug_assert!(is_valid_field(name, value), "{name:?}: {value:?}");
+        self.appended.push(name, value);
     }
 
     /// Removes every field named `name` (ASCII case-insensitive). A plugin's fields are copied out of the
     /// plugin only when one of them goes.
     pub fn remove(&mut self, name: &str) {
-        if !self.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+        self.appended.remove(name);
+        // One loop per representation: a filter's `Set` searches for its name on every response.
+        let named = |(n, _): (&str, &str)| n.eq_ignore_ascii_case(name);
+        let present = match &self.base {
+            Repr::Host(fields) => fields.iter().map(|(n, v)| (&**n, &**v)).any(named),
+            Repr::Plugin(headers) => headers.iter().any(named),
+        };
+        if !present {
             return;
         }
-        let fields = match std::mem::take(&mut self.0) {
+        let fields = match std::mem::take(&mut self.base) {
             Repr::Host(fields) => fields,
             Repr::Plugin(headers) => headers
                 .iter()
                 .map(|(n, v)| (n.to_owned().into(), v.to_owned().into()))
                 .collect(),
         };
-        self.0 = Repr::Host(
+        self.base = Repr::Host(
             fields
                 .into_iter()
                 .filter(|(n, _)| !n.eq_ignore_ascii_case(name))
@@ -181,7 +208,12 @@ impl Fields {
 
     /// The fields in order, as `(name, value)`.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        let (host, plugin) = match &self.0 {
+        self.base().chain(self.appended.iter())
+    }
+
+    /// The handler's fields, in order.
+    fn base(&self) -> impl Iterator<Item = (&str, &str)> {
+        let (host, plugin) = match &self.base {
             Repr::Host(fields) => (Some(fields.iter().map(|(n, v)| (&**n, &**v))), None),
             Repr::Plugin(headers) => (None, Some(headers.iter())),
         };
@@ -191,10 +223,11 @@ impl Fields {
     }
 
     pub fn len(&self) -> usize {
-        match &self.0 {
+        let base = match &self.base {
             Repr::Host(fields) => fields.len(),
             Repr::Plugin(headers) => headers.len(),
-        }
+        };
+        base + self.appended.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -213,7 +246,10 @@ impl Extend<Field> for Fields {
 impl From<Vec<Field>> for Fields {
     fn from(mut fields: Vec<Field>) -> Fields {
         fields.retain(admissible);
-        Fields(Repr::Host(fields))
+        Fields {
+            base: Repr::Host(fields),
+            appended: AppendedFields::default(),
+        }
     }
 }
 

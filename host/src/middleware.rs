@@ -17,6 +17,10 @@ use crate::handler::{Request, Response};
 
 /// A filter around requests, as the chain calls it. Called concurrently from every worker.
 pub trait Filter: Send + Sync {
+    /// Whether [`Filter::on_request`] is called at all (asked once, when the chain is built): a filter
+    /// that only edits responses lets every request through without a call.
+    fn sees_requests(&self) -> bool;
+
     /// Sees the request before routing: `None` lets it continue, `Some` answers it.
     fn on_request(
         &self,
@@ -41,6 +45,8 @@ pub struct ChainLink {
     /// Empty: every path.
     prefixes: Vec<String>,
     filter: Arc<dyn Filter>,
+    /// [`Filter::sees_requests`], asked once.
+    sees_requests: bool,
 }
 
 impl ChainLink {
@@ -49,6 +55,7 @@ impl ChainLink {
         ChainLink {
             name: name.into(),
             prefixes,
+            sees_requests: filter.sees_requests(),
             filter,
         }
     }
@@ -109,9 +116,9 @@ impl Chain {
     }
 }
 
-/// Runs `link`'s request hook, then (unless it answered) the rest of the chain and `inner`, then `link`'s
-/// response hook. One stack frame per filter holds its context between its two hooks, so a request through
-/// the chain allocates nothing of the chain's own.
+/// Runs `link`'s request hook (if it has one), then (unless it answered) the rest of the chain and `inner`,
+/// then `link`'s response side. One stack frame per filter holds its context between its two hooks, so a
+/// request through the chain allocates nothing of the chain's own.
 fn pass_through<'c, By: From<&'c str>>(
     link: &'c ChainLink,
     rest: &mut impl Iterator<Item = &'c ChainLink>,
@@ -120,7 +127,11 @@ fn pass_through<'c, By: From<&'c str>>(
     inner: impl FnOnce(&Request<'_>) -> (Response, By),
 ) -> (Response, By) {
     let mut state = FilterState::default();
-    let (mut response, owner) = match link.filter.on_request(view, &mut state) {
+    let answer = match link.sees_requests {
+        true => link.filter.on_request(view, &mut state),
+        false => None,
+    };
+    let (mut response, owner) = match answer {
         Some(answer) => (answer, By::from(&*link.name)),
         None => match rest.next() {
             Some(next) => pass_through(next, rest, view, req, inner),
@@ -145,6 +156,10 @@ mod tests {
     }
 
     impl Filter for Recorder {
+        fn sees_requests(&self) -> bool {
+            true
+        }
+
         fn on_request(
             &self,
             req: &plugin_api::Request<'_>,

@@ -15,7 +15,12 @@ use abi_stable::{declare_root_module_statics, package_version_strings, sabi_trai
 
 use crate::{Header, Request, Response};
 
+mod filter;
 mod stream;
+pub use filter::{
+    ContextSlot, FilterModuleV2, FilterSetup, FixedField, ResponseHeadAccess, CONTEXT_INLINE,
+    FILTER_V2, HOOK_REQUEST, HOOK_RESPONSE,
+};
 pub use stream::{
     BodyInput, BodyInput_TO, BodyProducer, BodyProducer_TO, BodyReadError, FileModule, FileSpan,
     Produced, Producer, Reply, StreamModule, StreamWaker, Wake, Wake_TO, FILE_V1, STREAM_V1,
@@ -163,8 +168,8 @@ pub const LOG_V1: &str = "log.v1";
 /// The per-instance capability that calls one route's function directly: a [`RoutesModule`].
 pub const ROUTES_V1: &str = "routes.v1";
 
-/// The per-instance capability of a filter plugin (plugin-api 0.1.2): hooks around every request, a
-/// [`FilterModule`].
+/// The per-instance capability of a filter plugin built against plugin-api 0.1.2: hooks around every request,
+/// a [`FilterModule`]. Filters built against 0.1.3 and later offer [`FILTER_V2`] instead.
 pub const FILTER_V1: &str = "filter.v1";
 
 /// [`LOG_V1`]: the host installs its sink once, right after loading the library and before `init`.

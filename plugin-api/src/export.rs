@@ -4,19 +4,19 @@
 use std::sync::OnceLock;
 
 use abi_stable::prefix_type::PrefixTypeTrait;
-use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString, RVec};
+use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString};
 use abi_stable::type_level::downcasting::TD_Opaque;
 use abi_stable::StableAbi;
 
 use abi_stable::sabi_types::RMut;
 
 use crate::abi::{
-    no_capability, BodyInput_TO, Capability, ConfigEntry, FieldEdit, FileModule, FilterModule,
-    InitFn, Manifest, PanicMessage, PluginInstance, PluginMod, PluginModRef, PluginObject,
-    PluginObject_TO, ResponseHeadView, Route, RoutesModule, StreamModule, FILE_V1, FILTER_V1,
+    no_capability, BodyInput_TO, Capability, ConfigEntry, ContextSlot, FileModule, FilterModuleV2,
+    FilterSetup, InitFn, Manifest, PanicMessage, PluginInstance, PluginMod, PluginModRef, PluginObject,
+    PluginObject_TO, ResponseHeadAccess, Route, RoutesModule, StreamModule, FILE_V1, FILTER_V2,
     ROUTES_V1, STREAM_V1,
 };
-use crate::filter::{Filter, FilterContext, ResponseHead};
+use crate::filter::{self, Filter, FilterContext, ResponseHead};
 use crate::guard::catch;
 use crate::logging::library_capability;
 use crate::routing::{Lookup, Pattern, Table};
@@ -400,7 +400,8 @@ where
 pub(crate) fn filter_instance<F: Filter>(filter: F) -> PluginInstance {
     PluginObject_TO::from_value(
         Filtered {
-            module: FilterModule {
+            module: FilterModuleV2 {
+                setup: filter_setup::<F>,
                 on_request: on_request::<F>,
                 on_response: on_response::<F>,
             },
@@ -412,11 +413,11 @@ pub(crate) fn filter_instance<F: Filter>(filter: F) -> PluginInstance {
 
 /// The handler object of a filter plugin.
 ///
-/// `#[repr(C)]` with the [`FilterModule`] first: the module handed to the host is the object's own address,
+/// `#[repr(C)]` with the [`FilterModuleV2`] first: the module handed to the host is the object's own address,
 /// which is how the hooks find the object again (as [`Routed`] does for [`RoutesModule`]).
 #[repr(C)]
 struct Filtered<F> {
-    module: FilterModule,
+    module: FilterModuleV2,
     filter: F,
 }
 
@@ -425,21 +426,32 @@ impl<F: Filter> Filtered<F> {
     ///
     /// # Safety
     /// `module` must be the `module` field of a live `Filtered<F>`.
-    unsafe fn of(module: &FilterModule) -> &Filtered<F> {
+    unsafe fn of(module: &FilterModuleV2) -> &Filtered<F> {
         // Per the contract, `module` is the first field of a `#[repr(C)]` `Filtered<F>`, so its address is the
         // object's.
-        &*(module as *const FilterModule).cast::<Filtered<F>>()
+        &*(module as *const FilterModuleV2).cast::<Filtered<F>>()
     }
 }
 
-/// [`FilterModule::on_request`] of a `Filtered<F>`.
-extern "C" fn on_request<F: Filter>(
-    module: &FilterModule,
-    req: &Request<'_>,
-    context: &mut RString,
-) -> RResult<ROption<Response>, PanicMessage> {
+/// [`FilterModuleV2::setup`] of a `Filtered<F>`.
+extern "C" fn filter_setup<F: Filter>(
+    module: &FilterModuleV2,
+) -> RResult<FilterSetup, PanicMessage> {
     // SAFETY: this function is only ever stored in the `module` of a `Filtered<F>`, and the host calls it
     // through the module it got from that object's `capability`, valid while the object lives.
+    let filtered = unsafe { Filtered::<F>::of(module) };
+    catch(|| filter::setup_of(&filtered.filter))
+        .map_err(RString::from)
+        .into()
+}
+
+/// [`FilterModuleV2::on_request`] of a `Filtered<F>`.
+extern "C" fn on_request<F: Filter>(
+    module: &FilterModuleV2,
+    req: &Request<'_>,
+    context: &mut ContextSlot,
+) -> RResult<ROption<Response>, PanicMessage> {
+    // SAFETY: as in `filter_setup`.
     let filtered = unsafe { Filtered::<F>::of(module) };
     catch(|| filtered.filter.on_request(req, &mut FilterContext(context)))
         .map(ROption::from)
@@ -447,23 +459,22 @@ extern "C" fn on_request<F: Filter>(
         .into()
 }
 
-/// [`FilterModule::on_response`] of a `Filtered<F>`.
+/// [`FilterModuleV2::on_response`] of a `Filtered<F>`.
 extern "C" fn on_response<F: Filter>(
-    module: &FilterModule,
+    module: &FilterModuleV2,
     req: &Request<'_>,
-    context: &mut RString,
-    head: &ResponseHeadView<'_>,
-) -> RResult<RVec<FieldEdit>, PanicMessage> {
-    // SAFETY: as in `on_request`.
+    context: &mut ContextSlot,
+    head: &mut ResponseHeadAccess<'_>,
+) -> ROption<PanicMessage> {
+    // SAFETY: as in `filter_setup`.
     let filtered = unsafe { Filtered::<F>::of(module) };
     catch(|| {
-        let mut edited = ResponseHead::new(head);
         filtered
             .filter
-            .on_response(req, &FilterContext(context), &mut edited);
-        edited.into_edits()
+            .on_response(req, &FilterContext(context), &mut ResponseHead::new(head));
     })
-    .map_err(RString::from)
+    .err()
+    .map(RString::from)
     .into()
 }
 
@@ -481,12 +492,12 @@ impl<F: Filter> PluginObject for Filtered<F> {
     }
 
     fn capability(&self, name: RStr<'_>) -> ROption<Capability> {
-        if name.as_str() != FILTER_V1 {
+        if name.as_str() != FILTER_V2 {
             return ROption::RNone;
         }
         ROption::RSome(Capability {
-            layout: <FilterModule as StableAbi>::LAYOUT,
-            module: (&self.module as *const FilterModule).cast(),
+            layout: <FilterModuleV2 as StableAbi>::LAYOUT,
+            module: (&self.module as *const FilterModuleV2).cast(),
         })
     }
 }

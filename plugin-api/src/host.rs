@@ -4,7 +4,7 @@
 //! plugd). Plugin authors never need it.
 //!
 //! Capabilities are resolved once, when a library is loaded ([`LOG_V1`]) or started ([`ROUTES_V1`],
-//! [`FILTER_V1`], [`STREAM_V1`], [`FILE_V1`]), never per request: each is checked with abi_stable's layout checker, and one that is absent (a plugin built against
+//! [`FILTER_V2`] or [`FILTER_V1`], [`STREAM_V1`], [`FILE_V1`]), never per request: each is checked with abi_stable's layout checker, and one that is absent (a plugin built against
 //! plugin-api 0.1.0) or fails the check is not used.
 
 use std::fmt;
@@ -14,7 +14,7 @@ use std::ptr::NonNull;
 
 use abi_stable::abi_stability::abi_checking::check_layout_compatibility;
 use abi_stable::library::{lib_header_from_path, LibraryError};
-use abi_stable::std_types::{RArc, ROption, RResult, RSlice, RSliceMut, RStr, RString, RVec};
+use abi_stable::std_types::{RArc, RResult, RSlice, RSliceMut, RStr};
 use abi_stable::type_level::downcasting::TD_Opaque;
 use abi_stable::StableAbi;
 
@@ -24,11 +24,16 @@ use crate::abi::{
     STREAM_V1,
 };
 pub use crate::abi::{
-    BodyReadError, FieldEdit, FieldEditKind, FilterModule, ResponseHeadView, FILTER_V1,
+    BodyReadError, FieldEdit, FieldEditKind, FilterModule, FilterModuleV2, ResponseHeadView,
+    FILTER_V1, FILTER_V2,
 };
 pub use crate::response::ResponseHeaders;
 use crate::stream::Produced;
-use crate::{Header, Request, Response};
+use crate::{Request, Response};
+use filter::FilterHooks;
+pub use filter::{FieldTarget, FilterSetup, FilterState, FixedEdit, FixedFields};
+
+mod filter;
 
 /// The plugin-api version this host was built against (plugins must be built against a compatible one).
 pub const API_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -238,8 +243,9 @@ pub struct Instance {
     routes: Option<NonNull<RoutesModule>>,
     /// The plugin's [`STREAM_V1`] module (plugin-api 0.1.2 and later), resolved once at start.
     stream: Option<NonNull<StreamModule>>,
-    /// The plugin's [`FILTER_V1`] module, resolved once at start: `None` for plugins that are no filter.
-    filter: Option<NonNull<FilterModule>>,
+    /// The plugin's [`FILTER_V2`] (or, built against plugin-api 0.1.2, [`FILTER_V1`]) module, resolved once
+    /// at start: `None` for plugins that are no filter.
+    filter: Option<FilterHooks>,
     /// The plugin's [`FILE_V1`] module (plugin-api 0.1.3 and later), resolved once at start.
     file: Option<NonNull<FileModule>>,
 }
@@ -275,8 +281,7 @@ impl Instance {
         let routes = checked::<RoutesModule>(plugin, ROUTES_V1, offered);
         let offered = instance.capability(RStr::from(STREAM_V1)).into_option();
         let stream = checked::<StreamModule>(plugin, STREAM_V1, offered);
-        let offered = instance.capability(RStr::from(FILTER_V1)).into_option();
-        let filter = checked::<FilterModule>(plugin, FILTER_V1, offered);
+        let filter = FilterHooks::offered_by(plugin, &instance);
         let offered = instance.capability(RStr::from(FILE_V1)).into_option();
         let file = checked::<FileModule>(plugin, FILE_V1, offered);
         Instance {
@@ -301,40 +306,35 @@ impl Instance {
         req: &Request<'_>,
         context: &mut FilterState,
     ) -> Result<Option<Response>, String> {
-        let Some(module) = self.filter else {
-            return Ok(None);
-        };
-        // SAFETY: checked against `FilterModule` at start; valid while `self.instance` lives.
-        let module = unsafe { module.as_ref() };
-        (module.on_request)(module, req, &mut context.0)
-            .into_result()
-            .map(ROption::into_option)
-            .map_err(Into::into)
+        match &self.filter {
+            Some(hooks) => hooks.on_request(req, context),
+            None => Ok(None),
+        }
     }
 
-    /// Calls the filter's response hook on the head `status` + `fields`; returns the edits it made to the
-    /// fields. A plugin that is no filter makes none. `Err` is the message of a caught panic.
+    /// Calls the filter's response hook on the head `status` + `fields`, which the hook edits in place. A
+    /// plugin that is no filter leaves them. `Err` is the message of a caught panic.
     #[inline]
     pub fn filter_response(
         &self,
         req: &Request<'_>,
         context: &mut FilterState,
         status: u16,
-        fields: &[Header<'_>],
-    ) -> Result<FieldEdits, String> {
-        let Some(module) = self.filter else {
-            return Ok(FieldEdits(RVec::new()));
-        };
-        // SAFETY: as in `filter_request`.
-        let module = unsafe { module.as_ref() };
-        let head = ResponseHeadView {
-            status,
-            fields: RSlice::from(fields),
-        };
-        (module.on_response)(module, req, &mut context.0, &head)
-            .into_result()
-            .map(FieldEdits)
-            .map_err(Into::into)
+        fields: &mut impl FieldTarget,
+    ) -> Result<(), String> {
+        match &self.filter {
+            Some(hooks) => hooks.on_response(req, context, status, fields),
+            None => Ok(()),
+        }
+    }
+
+    /// What the filter asks of the host (its hooks, its fixed fields): call once, after start. A plugin
+    /// that is no filter asks for nothing; one built against plugin-api 0.1.2 for both hooks.
+    pub fn filter_setup(&self) -> Result<FilterSetup, String> {
+        match &self.filter {
+            Some(hooks) => hooks.setup(),
+            None => Ok(FilterSetup::default()),
+        }
     }
 
     /// Calls the plugin's handler; `Err` is the message of a panic the plugin caught (log it, answer 500).
@@ -527,49 +527,4 @@ impl abi::Wake for HostWake {
     fn wake(&self) -> bool {
         self.0.wake()
     }
-}
-
-/// One request's context of one filter, handed from its request hook to its response hook (see
-/// [`FILTER_V1`]). Empty until the filter sets it; creating one allocates nothing.
-#[derive(Default)]
-pub struct FilterState(RString);
-
-/// The edits a filter's response hook made to a response's fields, in order.
-pub struct FieldEdits(RVec<FieldEdit>);
-
-impl FieldEdits {
-    /// Whether the hook made none (the usual case for most responses).
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// The edits in order, as `(kind, name, value)`.
-    pub fn iter(&self) -> impl Iterator<Item = (FieldEditKind, &str, &str)> {
-        self.0
-            .iter()
-            .map(|edit| (edit.kind, edit.name.as_str(), edit.value.as_str()))
-    }
-
-    /// Applies the edits in order to `fields`: the one reading of [`FieldEditKind`] that plugd and
-    /// [`crate::testing`] share.
-    pub fn apply_to(&self, fields: &mut impl EditFields) {
-        for (kind, name, value) in self.iter() {
-            match kind {
-                FieldEditKind::Append => fields.append_field(name, value),
-                FieldEditKind::Set => {
-                    fields.remove_fields(name);
-                    fields.append_field(name, value);
-                }
-                FieldEditKind::Remove => fields.remove_fields(name),
-            }
-        }
-    }
-}
-
-/// A response's fields as [`FieldEdits::apply_to`] changes them.
-pub trait EditFields {
-    /// Removes every field named `name` (ASCII case-insensitive).
-    fn remove_fields(&mut self, name: &str);
-    /// Adds the field `name: value` after the others.
-    fn append_field(&mut self, name: &str, value: &str);
 }

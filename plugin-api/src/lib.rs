@@ -344,8 +344,12 @@
 //!   0.1.0; the host checks its layout before use and resolves it once, at load. 0.1.1 added two:
 //!   [`abi::LOG_V1`] (plugin logs into plugd's log) and [`abi::ROUTES_V1`] (a function per route); 0.1.2
 //!   added [`abi::FILTER_V1`] (filter plugins around every request: [`filter`], [`export_filter!`]) and
-//!   [`abi::STREAM_V1`] (streamed responses and request bodies, section 9); 0.1.3 added [`abi::FILE_V1`]
-//!   (a file body plugd sends with `sendfile`: [`stream::Streaming::file`]). A plugd
+//!   [`abi::STREAM_V1`] (streamed responses and request bodies, section 9); 0.1.3 added two:
+//!   [`abi::FILE_V1`] (a file body plugd sends with `sendfile`: [`stream::Streaming::file`]) and
+//!   [`abi::FILTER_V2`], which filters built against it offer instead of `filter.v1` (hooks that allocate
+//!   nothing per request, fields the host adds by itself): plugd still runs filters built against 0.1.2,
+//!   while a filter built against 0.1.3 is no filter in a plugd built against 0.1.2 (a chain naming it is
+//!   refused there). A plugd
 //!   that knows a capability asks for it and treats `None` as "not offered", falling back to 0.1.0's
 //!   behaviour: plugins built against 0.1.0 load and serve unchanged in this plugd.
 //! * **A plugin built against 0.1.1 in a plugd built against 0.1.0** loads and serves: that plugd never asks

@@ -38,7 +38,9 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::abi::{BodyReadError, PluginModRef};
-use crate::host::{Answer, BodySource, EditFields, FilterState, Instance, Producer, Wake, Waker};
+use crate::host::{
+    Answer, BodySource, FieldTarget, FilterSetup, FilterState, Instance, Producer, Wake, Waker,
+};
 use crate::percent::decode_params;
 use crate::routing::{Lookup, Pattern, Table};
 use crate::stream::Produced;
@@ -440,6 +442,8 @@ impl Drop for TestStream {
 /// ```
 pub struct TestFilter {
     instance: Instance,
+    /// The hooks to call and the fixed fields, asked once as plugd asks.
+    setup: FilterSetup,
 }
 
 impl TestFilter {
@@ -455,20 +459,25 @@ impl TestFilter {
         config: &[(&str, &str)],
     ) -> Result<TestFilter, String> {
         let library = crate::host::Library::from_root(root());
-        let instance = library.init(config)?;
+        TestFilter::of(library.name(), library.init(config)?)
+    }
+
+    /// The filter `instance` (of plugin `name`), with its setup asked once.
+    pub(crate) fn of(name: &str, instance: Instance) -> Result<TestFilter, String> {
         if !instance.is_filter() {
             return Err(format!(
-                "plugin {} is no filter (it does not offer {})",
-                library.name(),
+                "plugin {name} is no filter (it offers neither {} nor {})",
+                crate::abi::FILTER_V2,
                 crate::abi::FILTER_V1
             ));
         }
-        Ok(TestFilter { instance })
+        let setup = instance.filter_setup()?;
+        Ok(TestFilter { instance, setup })
     }
 
     /// Runs the request hook on `request`; unless it answers, `inner` is the answer (what the route would
-    /// have given); then the response hook edits that answer's fields. A panic in a hook gives a 500, as in
-    /// plugd.
+    /// have given); then the fixed fields and the response hook edit that answer's fields. Hooks the filter
+    /// did not ask for are skipped, as in plugd. A panic in a hook gives a 500, as in plugd.
     pub fn call(&self, request: TestRequest, inner: Response) -> Response {
         self.try_call(request, inner).unwrap_or_else(|panic| {
             eprintln!("filter panicked: {panic}");
@@ -480,26 +489,22 @@ impl TestFilter {
     pub fn try_call(&self, request: TestRequest, inner: Response) -> Result<Response, String> {
         request.with_view(&[], |req| {
             let mut state = FilterState::default();
-            let response = self
-                .instance
-                .filter_request(req, &mut state)?
-                .unwrap_or(inner);
-            let (status, fields, body) = response.into_parts();
+            let answer = match self.setup.request {
+                true => self.instance.filter_request(req, &mut state)?,
+                false => None,
+            };
+            let (status, fields, body) = answer.unwrap_or(inner).into_parts();
             let mut fields = OwnedFields(
                 fields
                     .iter()
                     .map(|(n, v)| (n.to_owned(), v.to_owned()))
                     .collect(),
             );
-            let view: Vec<Header<'_>> = fields
-                .0
-                .iter()
-                .map(|(n, v)| Header::new(n, v.as_bytes()))
-                .collect();
-            let edits = self
-                .instance
-                .filter_response(req, &mut state, status, &view)?;
-            edits.apply_to(&mut fields);
+            self.setup.fixed.apply(req, &mut fields);
+            if self.setup.response {
+                self.instance
+                    .filter_response(req, &mut state, status, &mut fields)?;
+            }
             let edited = fields
                 .0
                 .into_iter()
@@ -512,7 +517,13 @@ impl TestFilter {
 /// A response's fields while a [`TestFilter`]'s edits apply.
 struct OwnedFields(Vec<(String, String)>);
 
-impl EditFields for OwnedFields {
+impl FieldTarget for OwnedFields {
+    fn field(&self, index: usize) -> Option<(&str, &[u8])> {
+        self.0
+            .get(index)
+            .map(|(name, value)| (name.as_str(), value.as_bytes()))
+    }
+
     fn remove_fields(&mut self, name: &str) {
         self.0.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
     }

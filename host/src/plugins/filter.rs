@@ -1,21 +1,23 @@
-//! Filter plugins in the middleware chain: each plugin offering plugin-api's `filter.v1` becomes a
-//! [`Filter`], and the configuration's `middleware` list becomes the [`Chain`] (docs/ARCHITECTURE.md §15).
+//! Filter plugins in the middleware chain: each plugin offering plugin-api's `filter.v2` (or `filter.v1`,
+//! built against plugin-api 0.1.2) becomes a [`Filter`], and the configuration's `middleware` list becomes
+//! the [`Chain`] (docs/ARCHITECTURE.md §15).
+//!
+//! A filter's setup is asked once per chain: the hooks it wants called and its fixed fields, which are
+//! checked here once and then added by plugd to every response without calling the plugin.
 //!
 //! [`middleware_chain`] is also how a reload checks a new list against the plugins it loaded: a name no loaded filter
 //! has is refused with one line, and the caller keeps its running chain.
 
 use std::sync::Arc;
 
-use plugin_api::host::{Answer, EditFields, FilterState};
+use plugin_api::host::{Answer, FieldEditKind, FieldTarget, FilterSetup, FilterState, FixedEdit};
 
 use super::adapter::{PluginHandler, into_host_response};
 use super::load::LoadedPlugin;
 use crate::config::PluginTables;
 use crate::handler::{Fields, Response};
+use crate::http::syntax::{is_token, is_valid_field};
 use crate::middleware::{Chain, ChainLink, Filter};
-
-/// Response fields converted on the stack for a filter's view; more spill into an allocation.
-const INLINE_FIELDS: usize = 16;
 
 /// The chain `names` (the configuration's `middleware` list, in order) made of the filter plugins in
 /// `loaded`, each limited to the `filter_paths` of its table in `tables`. `Err` is one line naming the first
@@ -42,10 +44,9 @@ pub fn middleware_chain(
             .get(name)
             .map(|table| table.filter_paths.clone())
             .unwrap_or_default();
-        let filter = Arc::new(PluginFilter {
-            plugin: Arc::clone(plugin.handler()),
-        });
-        links.push(ChainLink::new(name, prefixes, filter));
+        let filter = PluginFilter::start(Arc::clone(plugin.handler()))
+            .map_err(|problem| format!("middleware `{name}`: {problem}"))?;
+        links.push(ChainLink::new(name, prefixes, Arc::new(filter)));
     }
     Ok(Chain::new(links))
 }
@@ -67,9 +68,32 @@ fn unknown_filter(name: &str, loaded: &[&LoadedPlugin]) -> String {
 /// A filter plugin as the chain calls it.
 struct PluginFilter {
     plugin: Arc<PluginHandler>,
+    /// Its hooks and its fixed fields (only those that can be sent), asked once.
+    setup: FilterSetup,
 }
 
 impl PluginFilter {
+    /// The filter `plugin`, its setup asked and its fixed fields checked; `Err` if asking panicked.
+    fn start(plugin: Arc<PluginHandler>) -> Result<PluginFilter, String> {
+        let mut setup = plugin
+            .instance()
+            .filter_setup()
+            .map_err(|panic| format!("filter {} panicked in its setup: {panic}", plugin.name()))?;
+        setup.fixed.retain(|edit| {
+            let sendable = sendable(edit);
+            if !sendable {
+                log::warn!(
+                    "filter {}: dropped the fixed field {:?}: {:?}, which could not be sent",
+                    plugin.name(),
+                    edit.name,
+                    edit.value
+                );
+            }
+            sendable
+        });
+        Ok(PluginFilter { plugin, setup })
+    }
+
     /// A filter that failed gives a 500 for this request only; its message stays in the log.
     fn failed(&self, req: &plugin_api::Request<'_>, hook: &str, problem: &str) -> Response {
         log::error!(
@@ -82,7 +106,19 @@ impl PluginFilter {
     }
 }
 
+/// Whether a fixed edit can ever reach the wire (a removal needs only a name).
+fn sendable(edit: &FixedEdit) -> bool {
+    match edit.kind {
+        FieldEditKind::Remove => is_token(edit.name.as_bytes()),
+        FieldEditKind::Append | FieldEditKind::Set => is_valid_field(&edit.name, &edit.value),
+    }
+}
+
 impl Filter for PluginFilter {
+    fn sees_requests(&self) -> bool {
+        self.setup.request
+    }
+
     fn on_request(
         &self,
         req: &plugin_api::Request<'_>,
@@ -103,52 +139,60 @@ impl Filter for PluginFilter {
         }
     }
 
+    #[inline]
     fn on_response(
         &self,
         req: &plugin_api::Request<'_>,
         state: &mut FilterState,
         response: &mut Response,
     ) {
-        let status = response.status;
-        let edits = with_field_view(&response.headers, |fields| {
+        if !self.setup.fixed.is_empty() {
+            let mut fields = EditedFields {
+                fields: &mut response.headers,
+                checked: true,
+            };
+            self.setup.fixed.apply(req, &mut fields);
+        }
+        if !self.setup.response {
+            return;
+        }
+        let mut fields = EditedFields {
+            fields: &mut response.headers,
+            checked: false,
+        };
+        let hooked =
             self.plugin
                 .instance()
-                .filter_response(req, state, status, fields)
-        });
-        match edits {
-            Ok(edits) if edits.is_empty() => {}
-            Ok(edits) => edits.apply_to(&mut EditedFields(&mut response.headers)),
-            Err(panic) => *response = self.failed(req, "response", &format!("panicked: {panic}")),
+                .filter_response(req, state, response.status, &mut fields);
+        if let Err(panic) = hooked {
+            *response = self.failed(req, "response", &format!("panicked: {panic}"));
         }
     }
 }
 
-/// Calls `f` with the plugin ABI's view of `fields`, on the stack for the usual few.
-fn with_field_view<R>(fields: &Fields, f: impl FnOnce(&[plugin_api::Header<'_>]) -> R) -> R {
-    let views = fields
-        .iter()
-        .map(|(name, value)| plugin_api::Header::new(name, value.as_bytes()));
-    if fields.len() <= INLINE_FIELDS {
-        let mut inline = [plugin_api::Header::new("", b""); INLINE_FIELDS];
-        for (slot, view) in inline.iter_mut().zip(views) {
-            *slot = view;
-        }
-        f(&inline[..fields.len()])
-    } else {
-        f(&views.collect::<Vec<_>>())
-    }
+/// A response's fields as a filter reads and edits them; an invalid field is dropped by [`Fields::append`].
+struct EditedFields<'a> {
+    fields: &'a mut Fields,
+    /// The edits are fixed fields, which [`PluginFilter::start`] checked once: not checked again.
+    checked: bool,
 }
 
-/// A response's fields as a filter's edits change them; an invalid field is dropped by [`Fields::push`].
-struct EditedFields<'a>(&'a mut Fields);
+impl FieldTarget for EditedFields<'_> {
+    fn field(&self, index: usize) -> Option<(&str, &[u8])> {
+        self.fields
+            .iter()
+            .nth(index)
+            .map(|(name, value)| (name, value.as_bytes()))
+    }
 
-impl EditFields for EditedFields<'_> {
     fn remove_fields(&mut self, name: &str) {
-        self.0.remove(name);
+        self.fields.remove(name);
     }
 
     fn append_field(&mut self, name: &str, value: &str) {
-        self.0
-            .push((name.to_owned().into(), value.to_owned().into()));
+        match self.checked {
+            true => self.fields.append_checked(name, value),
+            false => self.fields.append(name, value),
+        }
     }
 }

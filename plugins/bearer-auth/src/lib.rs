@@ -10,7 +10,7 @@
 //! Tokens are compared in constant time: the time an answer takes says nothing about how much of a guess was
 //! right (every configured token is compared in full, whatever matches).
 
-use plugin_api::filter::{Filter, FilterContext};
+use plugin_api::filter::{Filter, FilterContext, Hooks};
 use plugin_api::{log, Config, InitError, Request, Response};
 
 /// Checks bearer tokens on the protected prefixes.
@@ -91,6 +91,11 @@ fn bearer_token(value: &[u8]) -> Option<&[u8]> {
 }
 
 impl Filter for BearerAuth {
+    /// Only requests are checked: plugd never calls it for responses.
+    fn hooks(&self) -> Hooks {
+        Hooks::REQUEST
+    }
+
     fn on_request(&self, req: &Request<'_>, _context: &mut FilterContext<'_>) -> Option<Response> {
         if !self.protects(req.path()) {
             return None;

@@ -9,8 +9,13 @@
 //!   any); none by default (no CORS fields at all);
 //! - `cors_methods` (default `GET, HEAD, POST`), `cors_headers` (default `Content-Type, Authorization`) and
 //!   `cors_max_age` (seconds a browser may cache a preflight's answer, default 600): the preflight's answer.
+//!
+//! Everything but the preflight is registered once as plugd's fixed fields (the configured fields, and for
+//! each allowed origin the CORS fields of requests from it): plugd adds them itself, and calls this filter
+//! per request only when CORS is configured (to answer preflights), and per response only for `"*"`, whose
+//! `Access-Control-Allow-Origin` echoes each request's origin.
 
-use plugin_api::filter::{Filter, FilterContext, ResponseHead};
+use plugin_api::filter::{Filter, FilterContext, FixedFields, Hooks, ResponseHead};
 use plugin_api::{Config, InitError, Request, Response};
 
 /// The fields and the CORS policy.
@@ -28,13 +33,21 @@ struct Cors {
     max_age: String,
 }
 
+/// The origin `"*"`: any origin may read responses, and is named back in each.
+const ANY_ORIGIN: &str = "*";
+
 impl Cors {
     /// The value of `Access-Control-Allow-Origin` for a request from `origin`, if it is allowed.
     fn allow<'o>(&self, origin: &'o str) -> Option<&'o str> {
         self.origins
             .iter()
-            .any(|allowed| allowed == "*" || allowed == origin)
+            .any(|allowed| allowed == ANY_ORIGIN || allowed == origin)
             .then_some(origin)
+    }
+
+    /// Whether any origin is allowed: the allowed origin is then each request's own.
+    fn any_origin(&self) -> bool {
+        self.origins.iter().any(|allowed| allowed == ANY_ORIGIN)
     }
 }
 
@@ -59,11 +72,36 @@ impl Headers {
 }
 
 impl Filter for Headers {
+    fn hooks(&self) -> Hooks {
+        match (self.cors.origins.is_empty(), self.cors.any_origin()) {
+            (true, _) => Hooks::NONE,
+            (false, false) => Hooks::REQUEST,
+            (false, true) => Hooks::BOTH,
+        }
+    }
+
+    fn fixed_fields(&self, fields: &mut FixedFields) {
+        for (name, value) in &self.set {
+            fields.set(name, value);
+        }
+        if self.cors.any_origin() {
+            return;
+        }
+        for origin in &self.cors.origins {
+            fields
+                .when_request_has("Origin", origin)
+                .set("Access-Control-Allow-Origin", origin)
+                .append("Vary", "Origin");
+        }
+    }
+
     fn on_request(&self, req: &Request<'_>, context: &mut FilterContext<'_>) -> Option<Response> {
         let origin = req
             .header_str("Origin")
             .and_then(|origin| self.cors.allow(origin))?;
-        context.set(origin);
+        if self.cors.any_origin() {
+            context.set(origin);
+        }
         let preflight =
             req.method() == "OPTIONS" && req.header("Access-Control-Request-Method").is_some();
         preflight.then(|| {
@@ -74,15 +112,13 @@ impl Filter for Headers {
         })
     }
 
+    /// Only with `"*"`: name the request's own origin.
     fn on_response(
         &self,
         _req: &Request<'_>,
         context: &FilterContext<'_>,
         head: &mut ResponseHead<'_>,
     ) {
-        for (name, value) in &self.set {
-            head.set_header(name, value);
-        }
         if !context.get().is_empty() {
             head.set_header("Access-Control-Allow-Origin", context.get());
             head.append_header("Vary", "Origin");

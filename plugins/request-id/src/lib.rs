@@ -4,13 +4,16 @@
 //! A request that brings a well-formed `X-Request-Id` (from a proxy in front, or a client tracing its own
 //! calls) keeps it; any other gets a fresh one: 32 hex digits, a random per-process prefix and a counter, so
 //! no two requests of one run share an id and runs are told apart. No configuration.
+//!
+//! It needs only the response hook (which sees the request too): plugd never calls it on the way in, and
+//! the id goes from a stack buffer straight into the response head plugd is building.
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use plugin_api::filter::{Filter, FilterContext, ResponseHead};
-use plugin_api::{Request, Response};
+use plugin_api::filter::{Filter, FilterContext, Hooks, ResponseHead};
+use plugin_api::Request;
 
 /// The field the id travels in (plugd's access log reads the response's).
 const FIELD: &str = "X-Request-Id";
@@ -61,25 +64,19 @@ fn well_formed(id: &str) -> bool {
 }
 
 impl Filter for RequestId {
-    fn on_request(&self, req: &Request<'_>, context: &mut FilterContext<'_>) -> Option<Response> {
+    fn hooks(&self) -> Hooks {
+        Hooks::RESPONSE
+    }
+
+    fn on_response(&self, req: &Request<'_>, _cx: &FilterContext<'_>, head: &mut ResponseHead<'_>) {
         match req.header_str(FIELD).filter(|id| well_formed(id)) {
-            Some(incoming) => context.set(incoming),
+            Some(incoming) => head.set_header(FIELD, incoming),
             None => {
                 let id = self.fresh();
                 // Hex digits are ASCII.
-                context.set(std::str::from_utf8(&id).unwrap_or_default());
+                head.set_header(FIELD, std::str::from_utf8(&id).unwrap_or_default());
             }
         }
-        None
-    }
-
-    fn on_response(
-        &self,
-        _req: &Request<'_>,
-        context: &FilterContext<'_>,
-        head: &mut ResponseHead<'_>,
-    ) {
-        head.set_header(FIELD, context.get());
     }
 }
 
