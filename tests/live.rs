@@ -168,6 +168,25 @@ fn garbage_an_init_failure_or_a_route_clash_keeps_the_version_serving() {
 }
 
 #[test]
+fn a_plugin_refused_for_a_route_clash_starts_once_the_other_plugin_is_removed() {
+    let hello = example_plugin("hello");
+    let (server, dir) = start(plugin_dir(&[(&hello, "hello.so")]), &[]);
+    install_file(&dir, "clash.so", &fixture("clash"));
+    assert!(
+        server
+            .wait_for_log_line(&["plugin refused: ", "clash.so", "conflicts"], CHANGE_WAIT)
+            .is_some()
+    );
+    assert_eq!(server.get("/clash-only").status, 404);
+
+    fs::remove_file(dir.join("hello.so")).unwrap();
+    assert!(server.wait_for_log("plugin removed: hello", CHANGE_WAIT));
+    // The clash is gone: the refused file is tried again and serves both of its routes.
+    wait_for_answer(&server, "/clash-only", (200, "clash"));
+    assert_eq!(server.get("/plaintext").body_str(), "clash");
+}
+
+#[test]
 fn a_removed_plugin_answers_404_after_its_requests_in_flight() {
     let v1 = fixture("live_v1");
     let (server, dir) = start(plugin_dir(&[(&v1, "live.so")]), &[]);

@@ -12,7 +12,8 @@
 //!
 //! Files are compared by their status first (device, inode, size, times) and read only when that changed;
 //! a file whose bytes are those already serving is left alone. A refused file is not tried again until it
-//! changes.
+//! changes, except one refused for clashing with another plugin (a route or its name): it is tried again
+//! after any plugin was removed or replaced, which may have freed what it clashed with.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -29,7 +30,7 @@ use super::folder::discover;
 use super::load::{LoadPolicy, LoadedPlugin, open_contents, read, route_list, start};
 use crate::config::{PluginTable, PluginTables, reread_plugin_tables};
 use crate::middleware::Chain;
-use crate::router::{LiveRouter, Router, RouterBuilder};
+use crate::router::{LiveRouter, RouteError, Router, RouterBuilder};
 
 /// What a live registry needs besides its plugins.
 pub struct LiveSettings {
@@ -58,8 +59,28 @@ struct State {
     tables: PluginTables,
     /// The version serving for each plugin file, keyed by the file's path in the folder.
     serving: BTreeMap<PathBuf, Version>,
-    /// Files refused as they are now, with their status: not tried again until it changes.
-    refused: BTreeMap<PathBuf, Option<FileStatus>>,
+    /// Files refused as they are now: not tried again until they change (or, for a clash, until another
+    /// plugin goes away).
+    refused: BTreeMap<PathBuf, Refusal>,
+}
+
+/// A file refused as it is now.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Refusal {
+    /// The file's status when it was judged.
+    status: Option<FileStatus>,
+    /// It clashed with another plugin serving (a route, or its name).
+    clash: bool,
+}
+
+impl Refusal {
+    fn of(err: &LoadError, status: Option<FileStatus>) -> Refusal {
+        let clash = matches!(
+            err.kind,
+            LoadErrorKind::Route(RouteError::Conflict { .. }) | LoadErrorKind::DuplicateName { .. }
+        );
+        Refusal { status, clash }
+    }
 }
 
 /// One plugin version serving.
@@ -225,8 +246,8 @@ impl LivePlugins {
             .into_iter()
             .filter(|err| err.path != settings.dir)
             .map(|err| {
-                let status = FileStatus::of(&err.path);
-                (err.path, status)
+                let refusal = Refusal::of(&err, FileStatus::of(&err.path));
+                (err.path, refusal)
             })
             .collect();
         LivePlugins {
@@ -334,22 +355,27 @@ impl State {
             }
         }
         self.refused.retain(|path, _| files.contains(path));
-        for path in &files {
-            // Taken before the file is read: a refusal is remembered for the bytes it judged, so a file
-            // renamed over them meanwhile is still considered.
-            let status = FileStatus::of(path);
-            match self.consider(path, status) {
-                Ok(Some((change, old))) => {
-                    report.changes.push(change);
-                    retired.extend(old);
-                }
-                Ok(None) => {}
-                Err(err) => {
-                    log::warn!("plugin refused: {err}");
-                    self.refused.insert(path.clone(), status);
-                    report.refused.push(err.to_string());
-                }
-            }
+        self.consider_all(&files, &mut report, &mut retired);
+        let freed = report
+            .changes
+            .iter()
+            .any(|change| !matches!(change, Change::Added { .. }));
+        if freed {
+            // What a clash was with may be gone: those files get one more try.
+            let clashed: Vec<PathBuf> = self
+                .refused
+                .iter()
+                .filter(|(_, refusal)| refusal.clash)
+                .map(|(path, _)| path.clone())
+                .collect();
+            self.refused.retain(|_, refusal| !refusal.clash);
+            // A clash refused earlier in this reload is judged again: only its new verdict is reported.
+            report.refused.retain(|line| {
+                !clashed
+                    .iter()
+                    .any(|path| line.starts_with(&format!("{}: ", path.display())))
+            });
+            self.consider_all(&clashed, &mut report, &mut retired);
         }
         if report.changes.is_empty() {
             return report;
@@ -367,6 +393,33 @@ impl State {
         report
     }
 
+    /// Considers each file of `files` (see [`State::consider`]), noting in `report` the changes and the
+    /// refusals, and in `retired` the versions replaced.
+    fn consider_all(
+        &mut self,
+        files: &[PathBuf],
+        report: &mut ReloadReport,
+        retired: &mut Vec<LoadedPlugin>,
+    ) {
+        for path in files {
+            // Taken before the file is read: a refusal is remembered for the bytes it judged, so a file
+            // renamed over them meanwhile is still considered.
+            let status = FileStatus::of(path);
+            match self.consider(path, status) {
+                Ok(Some((change, old))) => {
+                    report.changes.push(change);
+                    retired.extend(old);
+                }
+                Ok(None) => {}
+                Err(err) => {
+                    log::warn!("plugin refused: {err}");
+                    self.refused.insert(path.clone(), Refusal::of(&err, status));
+                    report.refused.push(err.to_string());
+                }
+            }
+        }
+    }
+
     /// The file at `path` against the version serving from it: unchanged (`None`), or the change made and
     /// the version it retires. `Err`: refused, and whatever served keeps serving.
     fn consider(
@@ -379,7 +432,12 @@ impl State {
         let unchanged = serving.is_some_and(|version| {
             version.status == status && version.table == table_of(version.plugin.name())
         });
-        if unchanged || self.refused.get(path) == Some(&status) {
+        if unchanged
+            || self
+                .refused
+                .get(path)
+                .is_some_and(|refusal| refusal.status == status)
+        {
             return Ok(None);
         }
         let policy = self.settings.policy;
