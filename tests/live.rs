@@ -278,6 +278,77 @@ fn sighup_rereads_the_config_file_and_an_invalid_one_keeps_the_running_tables() 
     assert_eq!(server.get("/config-echo").body_str(), "greeting=second\n");
 }
 
+/// `GET /plaintext`'s `X-Request-Id`: whether the `request-id` filter runs around it.
+fn has_request_id(server: &Server) -> bool {
+    server.get("/plaintext").header("x-request-id").is_some()
+}
+
+#[test]
+fn sighup_rereads_the_middleware_list_keeping_the_chain_when_a_name_is_unknown() {
+    let config_dir = TempDir::new("live-middleware");
+    let config = config_dir.join("plugd.toml");
+    fs::write(
+        &config,
+        "middleware = []
+",
+    )
+    .unwrap();
+    let plugins = [
+        (&*example_plugin("hello"), "hello.so"),
+        (&*example_plugin("request-id"), "request_id.so"),
+    ];
+    let (server, _) = start(
+        plugin_dir(&plugins),
+        &["--config", config.to_str().unwrap()],
+    );
+    assert!(!has_request_id(&server));
+
+    fs::write(&config, "middleware = [\"request-id\"]\n").unwrap();
+    server.signal(libc::SIGHUP);
+    assert!(server.wait_for_log("middleware: [] -> [\"request-id\"]", CHANGE_WAIT));
+    assert!(has_request_id(&server), "{}", server.stderr());
+
+    fs::write(
+        &config,
+        "middleware = [\"request-id\", \"no-such-filter\"]\n",
+    )
+    .unwrap();
+    server.signal(libc::SIGHUP);
+    let kept = server
+        .wait_for_log_line(&["the running middleware chain is kept"], CHANGE_WAIT)
+        .expect("one line says why");
+    assert!(kept.contains("no-such-filter"), "{kept}");
+    assert!(has_request_id(&server));
+
+    fs::write(&config, "middleware = []\n").unwrap();
+    server.signal(libc::SIGHUP);
+    assert!(server.wait_for_log("-> []", CHANGE_WAIT));
+    assert!(!has_request_id(&server), "{}", server.stderr());
+}
+
+#[test]
+fn a_middleware_argument_still_wins_over_the_file_after_sighup() {
+    let config_dir = TempDir::new("live-middleware-argument");
+    let config = config_dir.join("plugd.toml");
+    fs::write(&config, "middleware = []\n").unwrap();
+    let plugins = [
+        (&*example_plugin("hello"), "hello.so"),
+        (&*example_plugin("request-id"), "request_id.so"),
+    ];
+    let args = [
+        "--config",
+        config.to_str().unwrap(),
+        "--middleware",
+        "request-id",
+    ];
+    let (server, _) = start(plugin_dir(&plugins), &args);
+    assert!(has_request_id(&server));
+    fs::write(&config, "middleware = []\n[plugins.hello]\n").unwrap();
+    server.signal(libc::SIGHUP);
+    assert!(server.wait_for_log("SIGHUP: config file", CHANGE_WAIT));
+    assert!(has_request_id(&server), "{}", server.stderr());
+}
+
 #[test]
 fn a_shutdown_hook_that_panics_or_hangs_harms_nothing_else() {
     for (on_shutdown, logged) in [

@@ -63,7 +63,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
         config.plugins.clone(),
         LiveSettings {
             dir: config.plugin_dir.clone(),
-            config_file: config.config_file.clone(),
+            config: config.source.clone(),
             policy,
             shutdown_timeout: config.timeouts.shutdown,
             base_routes,

@@ -267,8 +267,8 @@ pub struct Config {
     /// Load plugin files others could write (with a warning) instead of refusing them.
     pub allow_insecure_plugins: bool,
     pub strict_plugins: bool,
-    /// The `--config` file, re-read on `SIGHUP`.
-    pub config_file: Option<PathBuf>,
+    /// The `--config` file and the arguments, read again on `SIGHUP` (set by [`Invocation::parse`]).
+    pub source: Option<ConfigSource>,
     /// Workers started at once, and the count the pool shrinks back to.
     pub threads: usize,
     /// Most workers while handlers block (at least `threads`).
@@ -338,8 +338,10 @@ impl Invocation {
         };
         let mut args = Args::from_arg_matches(&matches).map_err(CliError::Usage)?;
         let command = args.command.take();
+        let config_path = args.config.clone();
         let mut config = Config::from_args(args);
         config.plugins = plugins;
+        config.source = config_path.map(|file| ConfigSource { file, argv });
         Ok(match command {
             None => Invocation::Serve(config),
             Some(Command::Check { plugin }) => Invocation::Check { plugin, config },
@@ -347,13 +349,36 @@ impl Invocation {
     }
 }
 
-/// The `[plugins.NAME]` tables of the config file at `path`, read again (on `SIGHUP`). The whole file is
-/// checked as at startup, so a file that would not start plugd is refused; its other settings take effect
-/// at the next start.
-pub fn reread_plugin_tables(path: &std::path::Path) -> Result<PluginTables, String> {
-    let settings = file::ConfigFile::read(path)?;
-    let (_, plugins) = settings.apply(Args::command())?;
-    Ok(plugins)
+/// Where plugd's configuration came from, to be read again by a reload (`SIGHUP`, `POST /reload`): the
+/// config file, and the arguments plugd was started with, which still win over the file.
+#[derive(Clone, Debug)]
+pub struct ConfigSource {
+    pub file: PathBuf,
+    argv: Vec<OsString>,
+}
+
+/// What a reload takes from the config file; its other settings take effect at the next start.
+#[derive(Debug)]
+pub struct Reloaded {
+    pub plugins: PluginTables,
+    pub middleware: Vec<String>,
+}
+
+impl ConfigSource {
+    /// The file read again, under the same arguments as at startup. The whole file is checked as at
+    /// startup, so a file that would not start plugd is refused.
+    pub fn reread(&self) -> Result<Reloaded, String> {
+        let settings = file::ConfigFile::read(&self.file)?;
+        let (command, plugins) = settings.apply(Args::command())?;
+        let args = command
+            .try_get_matches_from(&self.argv)
+            .and_then(|matches| Args::from_arg_matches(&matches))
+            .map_err(|err| err.to_string())?;
+        Ok(Reloaded {
+            plugins,
+            middleware: args.middleware,
+        })
+    }
 }
 
 impl Config {
@@ -365,7 +390,7 @@ impl Config {
             plugin_dir: args.plugin_dir,
             allow_insecure_plugins: args.allow_insecure_plugins,
             strict_plugins: args.strict_plugins,
-            config_file: args.config,
+            source: None,
             threads,
             max_threads: usize::from(args.max_threads).max(threads),
             slow_handler: args.slow_handler,

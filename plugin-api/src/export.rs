@@ -12,9 +12,9 @@ use abi_stable::sabi_types::RMut;
 
 use crate::abi::{
     no_capability, BodyInput_TO, Capability, ConfigEntry, ContextSlot, FileModule, FilterModuleV2,
-    FilterSetup, InitFn, Manifest, PanicMessage, PluginInstance, PluginMod, PluginModRef, PluginObject,
-    PluginObject_TO, ResponseHeadAccess, Route, RoutesModule, StreamModule, FILE_V1, FILTER_V2,
-    ROUTES_V1, STREAM_V1,
+    FilterSetup, InitFn, Manifest, PanicMessage, PluginInstance, PluginMod, PluginModRef,
+    PluginObject, PluginObject_TO, ResponseHeadAccess, Route, RoutesModule, StreamModule, FILE_V1,
+    FILTER_V2, ROUTES_V1, STREAM_V1,
 };
 use crate::filter::{self, Filter, FilterContext, ResponseHead};
 use crate::guard::catch;

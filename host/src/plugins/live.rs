@@ -28,15 +28,16 @@ use super::error::{LoadError, LoadErrorKind};
 use super::filter::middleware_chain;
 use super::folder::discover;
 use super::load::{LoadPolicy, LoadedPlugin, open_contents, read, route_list, start};
-use crate::config::{PluginTable, PluginTables, reread_plugin_tables};
+use crate::config::{ConfigSource, PluginTable, PluginTables, Reloaded};
 use crate::middleware::Chain;
 use crate::router::{LiveRouter, RouteError, Router, RouterBuilder};
 
 /// What a live registry needs besides its plugins.
 pub struct LiveSettings {
     pub dir: PathBuf,
-    /// The `--config` file whose `[plugins.NAME]` tables [`LivePlugins::reload`] reads again.
-    pub config_file: Option<PathBuf>,
+    /// The `--config` file (and arguments) whose `[plugins.NAME]` tables and `middleware` list
+    /// [`LivePlugins::reload`] reads again.
+    pub config: Option<ConfigSource>,
     pub policy: LoadPolicy,
     /// How long a retired version's requests and then its shutdown hook get (`--shutdown-timeout`).
     pub shutdown_timeout: Duration,
@@ -137,6 +138,8 @@ pub enum Change {
         version: String,
         file: PathBuf,
     },
+    /// The config file's `middleware` list changed.
+    Middleware { from: Vec<String>, to: Vec<String> },
 }
 
 impl fmt::Display for Change {
@@ -164,6 +167,7 @@ impl fmt::Display for Change {
             } => {
                 write!(f, "removed: {name} {version} ({} is gone)", file.display())
             }
+            Change::Middleware { from, to } => write!(f, "middleware: {from:?} -> {to:?}"),
         }
     }
 }
@@ -270,29 +274,31 @@ impl LivePlugins {
     /// Brings what serves in step with the plugin folder (the folder watcher's reload); see the module
     /// docs.
     pub fn rescan(&self) -> ReloadReport {
-        self.lock().reload(&self.routes, &self.draining)
+        self.lock()
+            .reload(&self.routes, &self.draining, ReloadReport::default())
     }
 
-    /// What `SIGHUP` and the admin listener's reload do: read the config file's `[plugins.NAME]` tables
-    /// again (plugins whose table changed start anew; an invalid file is logged in one line and the
-    /// running tables stay), then [`LivePlugins::rescan`].
+    /// What `SIGHUP` and the admin listener's reload do: read the config file's `[plugins.NAME]` tables and
+    /// `middleware` list again (plugins whose table changed start anew, the chain is made anew; an invalid
+    /// file is logged in one line and the running configuration stays), then [`LivePlugins::rescan`].
     pub fn reload(&self) -> ReloadReport {
         let mut state = self.lock();
-        let config = state.settings.config_file.clone().map(|file| {
-            reread_plugin_tables(&file)
-                .map(|tables| {
-                    state.tables = tables;
-                    // A file refused by its `init` may start with its new table.
-                    state.refused.clear();
-                    file
-                })
-                .inspect_err(|reason| {
-                    log::warn!("config file not applied, the running configuration stays: {reason}")
-                })
-        });
-        let mut report = state.reload(&self.routes, &self.draining);
-        report.config = config;
-        report
+        let mut report = ReloadReport::default();
+        if let Some(source) = state.settings.config.clone() {
+            report.config = Some(match source.reread() {
+                Ok(reloaded) => {
+                    state.take_config(reloaded, &mut report);
+                    Ok(source.file)
+                }
+                Err(reason) => {
+                    log::warn!(
+                        "config file not applied, the running configuration stays: {reason}"
+                    );
+                    Err(reason)
+                }
+            });
+        }
+        state.reload(&self.routes, &self.draining, report)
     }
 
     /// Calls `visit` with every plugin version: those serving (`true`), in file-name order, then those
@@ -323,8 +329,27 @@ impl LivePlugins {
 }
 
 impl State {
-    fn reload(&mut self, routes: &LiveRouter, draining: &Arc<Draining>) -> ReloadReport {
-        let mut report = ReloadReport::default();
+    /// Takes the plugin tables and the middleware list read again from the config file; a changed list is
+    /// noted in `report`, so that the router is built anew.
+    fn take_config(&mut self, reloaded: Reloaded, report: &mut ReloadReport) {
+        self.tables = reloaded.plugins;
+        // A file refused by its `init` may start with its new table.
+        self.refused.clear();
+        if reloaded.middleware != self.settings.middleware {
+            report.changes.push(Change::Middleware {
+                from: std::mem::replace(&mut self.settings.middleware, reloaded.middleware.clone()),
+                to: reloaded.middleware,
+            });
+        }
+    }
+
+    /// Brings what serves in step with the folder, after the changes `report` already holds.
+    fn reload(
+        &mut self,
+        routes: &LiveRouter,
+        draining: &Arc<Draining>,
+        mut report: ReloadReport,
+    ) -> ReloadReport {
         let dir = self.settings.dir.clone();
         if let Err(reason) = self.settings.policy.trust.check_folder(&dir) {
             let line = format!("{}: {reason}", dir.display());
@@ -359,7 +384,7 @@ impl State {
         let freed = report
             .changes
             .iter()
-            .any(|change| !matches!(change, Change::Added { .. }));
+            .any(|change| matches!(change, Change::Removed { .. } | Change::Replaced { .. }));
         if freed {
             // What a clash was with may be gone: those files get one more try.
             let clashed: Vec<PathBuf> = self
