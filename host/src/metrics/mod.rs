@@ -49,8 +49,7 @@ pub fn record_refusal(first_line: &[u8], status: u16, started: Instant) {
     let method = first_line.split(|&b| b == b' ').next().unwrap_or_default();
     let method = shards::method_index(std::str::from_utf8(method).unwrap_or_default());
     let series = (registry::refused_series().index(), None);
-    let micros = whole_micros(started.elapsed());
-    shards::record(|shard| shard.finish(series, (method, status), (1, micros)));
+    shards::finish(series, method, status, whole_micros(started.elapsed()));
 }
 
 /// What one worker's wake-up counted, kept in plain fields until its answers are written, then recorded

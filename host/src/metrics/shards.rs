@@ -194,8 +194,7 @@ pub(super) fn record(record: impl FnOnce(&Shard)) {
 }
 
 /// A request of `series` finished with `status` after `micros`, recorded in the calling thread's shard.
-#[cfg(test)]
-fn finish(series: (usize, Option<usize>), method: usize, status: u16, micros: u64) {
+pub(super) fn finish(series: (usize, Option<usize>), method: usize, status: u16, micros: u64) {
     record(|shard| shard.finish(series, (method, status), (1, micros)));
 }
 
