@@ -192,6 +192,8 @@ pub(crate) struct Pool {
     last_events: AtomicU64,
     /// The watcher waits the long [`IDLE_WAIT`]: the next events wake it.
     dozing: AtomicBool,
+    /// Workers inside `epoll_wait` now.
+    waiting_for_events: AtomicUsize,
     /// A spare was called that has not joined yet (so it is called only once).
     called: AtomicBool,
     /// Threads slots, spares and the watcher.
@@ -272,6 +274,7 @@ impl Pool {
             blocking_until: AtomicU64::new(0),
             last_events: AtomicU64::new(0),
             dozing: AtomicBool::new(false),
+            waiting_for_events: AtomicUsize::new(0),
             called: AtomicBool::new(false),
             threads: Mutex::new(Threads {
                 taken: vec![false; max],
@@ -449,6 +452,23 @@ impl Pool {
             }
         }
         false
+    }
+
+    /// Runs `wait` (a worker waiting for events), counted as such for [`Pool::should_hand_over_queue`].
+    pub(crate) fn waiting_for_events<T>(&self, wait: impl FnOnce() -> T) -> T {
+        self.waiting_for_events.fetch_add(1, Ordering::Relaxed);
+        let result = wait();
+        self.waiting_for_events.fetch_sub(1, Ordering::Relaxed);
+        result
+    }
+
+    /// A worker about to serve a connection at `now`, with wake-ups left in the ready queue, should wake a
+    /// worker waiting for events to take them: handlers blocked lately, so this one may block too, and the
+    /// workers in `epoll_wait` would otherwise sleep until new events or their timeout (100 ms; seen under
+    /// `bench/blocking.sh -s 100`: a wait timing out with a connection queued, its request 100 ms late).
+    pub(crate) fn should_hand_over_queue(&self, now: u64) -> bool {
+        now < self.blocking_until.load(Ordering::Relaxed)
+            && self.waiting_for_events.load(Ordering::Relaxed) > 0
     }
 
     /// Events came at `now`: notes when, and wakes a dozing watcher (the server was idle and is active

@@ -5,10 +5,12 @@
 //!
 //! A stream's producer may wake its connection from a thread of its own while every worker waits in
 //! `epoll_wait`: [`Schedule::schedule`] then also signals an eventfd in the readiness set, so one worker
-//! wakes and takes the queue at once instead of at its next timeout.
+//! wakes and takes the queue at once instead of at its next timeout. A worker about to serve a connection
+//! while handlers block does the same when wake-ups wait in the queue ([`Ready::wake_one`]): it may block in
+//! that connection's handler, and the queue must not wait for it.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use crate::poller::Event;
@@ -22,14 +24,15 @@ pub(crate) struct Ready {
     len: AtomicUsize,
     /// Wakes a worker waiting for events, when registered in its readiness set.
     signal: Option<EventFd>,
+    /// The signal was sent and no worker has taken it yet: one pending signal wakes a worker, more would
+    /// only cost system calls.
+    signalled: AtomicBool,
 }
 
 impl Schedule for Ready {
     fn schedule(&self, token: u64) {
         self.push([Event::internal(token)]);
-        if let Some(signal) = &self.signal {
-            signal.signal();
-        }
+        self.wake_one();
     }
 }
 
@@ -42,10 +45,22 @@ impl Ready {
         }
     }
 
-    /// The signal was reported: clear it, so the next one is a new edge.
+    /// Wakes one worker waiting for events (unless a signal is already pending), so that it takes the
+    /// queue.
+    pub(crate) fn wake_one(&self) {
+        if let Some(signal) = &self.signal {
+            if !self.signalled.swap(true, Ordering::AcqRel) {
+                signal.signal();
+            }
+        }
+    }
+
+    /// The signal was reported: clear it, so the next one is a new edge. Cleared before it counts as taken:
+    /// a wake-up skipped in between is for a queue this worker takes next anyway.
     pub(crate) fn clear_signal(&self) {
         if let Some(signal) = &self.signal {
             signal.clear();
+            self.signalled.store(false, Ordering::Release);
         }
     }
 
@@ -94,5 +109,31 @@ mod tests {
             .collect();
         assert_eq!(order, [1, 2, 3]);
         assert_eq!(ready.len(), 0);
+    }
+
+    /// The eventfd's counter, read (and so reset): how many signals were written since the last read.
+    fn signals_written(fd: std::os::fd::RawFd) -> u64 {
+        let mut count = [0u8; 8];
+        // SAFETY: reads at most 8 bytes into a valid buffer; the eventfd is non-blocking.
+        let n = unsafe { libc::read(fd, count.as_mut_ptr().cast(), count.len()) };
+        if n == 8 { u64::from_ne_bytes(count) } else { 0 }
+    }
+
+    #[test]
+    fn one_signal_is_pending_at_a_time_and_taking_it_allows_the_next() {
+        let ready = Ready::with_signal(EventFd::new().unwrap());
+        let fd = ready.signal.as_ref().unwrap().as_raw_fd();
+        ready.schedule(1);
+        ready.wake_one();
+        ready.schedule(2);
+        assert_eq!(signals_written(fd), 1, "one pending signal wakes a worker");
+        ready.clear_signal();
+        ready.wake_one();
+        assert_eq!(
+            signals_written(fd),
+            1,
+            "taken, the next wake-up signals again"
+        );
+        assert_eq!(ready.len(), 2);
     }
 }

@@ -218,6 +218,9 @@ fn work(shared: &Arc<Shared>, id: usize, in_loop: bool) {
             // Streams were scheduled from outside the workers: the queue holds them.
             Some(event) if event.token == WAKER => shared.ready.clear_signal(),
             Some(event) => {
+                if shared.ready.len() > 0 && pool.should_hand_over_queue(micros) {
+                    shared.ready.wake_one();
+                }
                 pool.start_serving(id, micros);
                 serve(shared, event, now, &mut scratch, &mut routes);
                 pool.stop_serving(id, micros);
@@ -296,7 +299,10 @@ fn keep_stalled(shared: &Shared, now: Instant, scratch: &mut Scratch, routes: &m
 /// connections go first (as nginx posts accept events before the others): a connection waiting to be
 /// accepted has had no answer at all yet.
 fn next_event(shared: &Shared, events: &mut Events) -> Option<Event> {
-    if let Err(err) = shared.poller.wait(events, SWEEP_EVERY) {
+    let waited = shared
+        .pool
+        .waiting_for_events(|| shared.poller.wait(events, SWEEP_EVERY));
+    if let Err(err) = waited {
         log::error!("waiting for events failed: {err}");
         std::thread::sleep(SWEEP_EVERY);
         return None;
