@@ -21,6 +21,10 @@ pub trait Filter: Send + Sync {
     /// that only edits responses lets every request through without a call.
     fn sees_requests(&self) -> bool;
 
+    /// Whether [`Filter::on_response`] is called at all (asked once): a filter that only checks requests
+    /// is passed on the way out without a call.
+    fn sees_responses(&self) -> bool;
+
     /// Sees the request before routing: `None` lets it continue, `Some` answers it.
     fn on_request(
         &self,
@@ -47,6 +51,8 @@ pub struct ChainLink {
     filter: Arc<dyn Filter>,
     /// [`Filter::sees_requests`], asked once.
     sees_requests: bool,
+    /// [`Filter::sees_responses`], asked once.
+    sees_responses: bool,
 }
 
 impl ChainLink {
@@ -56,6 +62,7 @@ impl ChainLink {
             name: name.into(),
             prefixes,
             sees_requests: filter.sees_requests(),
+            sees_responses: filter.sees_responses(),
             filter,
         }
     }
@@ -144,7 +151,9 @@ fn pass_through<'c, 'a, By: From<&'c str>>(
             None => answer.insert(inner(req)),
         },
     };
-    link.filter.on_response(view, &mut state, &mut answered.0);
+    if link.sees_responses {
+        link.filter.on_response(view, &mut state, &mut answered.0);
+    }
     answered
 }
 
@@ -163,6 +172,10 @@ mod tests {
 
     impl Filter for Recorder {
         fn sees_requests(&self) -> bool {
+            true
+        }
+
+        fn sees_responses(&self) -> bool {
             true
         }
 

@@ -165,6 +165,10 @@ impl Filter for PluginFilter {
         self.setup.request
     }
 
+    fn sees_responses(&self) -> bool {
+        self.setup.response || !self.lines.is_empty() || !self.setup.fixed.is_empty()
+    }
+
     fn on_request(
         &self,
         req: &plugin_api::Request<'_>,
