@@ -392,9 +392,21 @@ pub struct Retired;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::response::{Framing, write_head, write_head_with_lines};
+    use crate::http::response::{Framing, write_head_with_lines};
 
     const DATE: &[u8] = b"Thu, 26 Nov 2026 20:00:00 GMT";
+
+    /// The head of a 200 with `fields` and a body of `body_len` bytes, on a kept-alive HTTP/1.1 connection.
+    fn head_of(fields: &Fields, body_len: u64) -> String {
+        let framing = Framing {
+            body_len,
+            keep_alive: true,
+            http10: false,
+        };
+        let mut out = Vec::new();
+        write_head_with_lines(&mut out, 200, fields.head_parts(), framing, DATE);
+        String::from_utf8(out).unwrap()
+    }
 
     #[test]
     fn fields_that_would_forge_a_header_line_never_reach_the_wire() {
@@ -405,14 +417,7 @@ mod tests {
         fields.push(("X-Nul".into(), "a\0b".into()));
         fields.push(("X-Ok".into(), "fine".into()));
         assert_eq!(fields.len(), 1);
-        let framing = Framing {
-            body_len: 0,
-            keep_alive: true,
-            http10: false,
-        };
-        let mut out = Vec::new();
-        write_head(&mut out, 200, fields.iter(), framing, DATE);
-        let text = String::from_utf8(out).unwrap();
+        let text = head_of(&fields, 0);
         assert!(
             !text.contains("Set-Cookie") && !text.contains("Bad Name") && !text.contains("X-Nul")
         );
@@ -429,14 +434,7 @@ mod tests {
         fields.append("Connection", "close");
         fields.remove("Content-Type");
         fields.push(("Transfer-Encoding".into(), "chunked".into()));
-        let framing = Framing {
-            body_len: 2,
-            keep_alive: true,
-            http10: false,
-        };
-        let mut out = Vec::new();
-        write_head_with_lines(&mut out, 200, fields.head_parts(), framing, DATE);
-        let text = String::from_utf8(out).unwrap();
+        let text = head_of(&fields, 2);
         assert!(
             text.ends_with("Server: plugd\r\nx-request-id: 7\r\nContent-Length: 2\r\n\r\n"),
             "{text}"
