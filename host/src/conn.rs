@@ -700,14 +700,27 @@ impl Conn {
             body,
         } = response;
         if let Body::Stream(stream) = body {
-            return self.queue_stream(out, (status, headers.iter()), stream, head, keep_alive, cx);
+            return self.queue_stream(
+                out,
+                (status, headers.head_parts()),
+                stream,
+                head,
+                keep_alive,
+                cx,
+            );
         }
         let framing = Framing {
             body_len: body.len(),
             keep_alive,
             http10: head.version == Version::Http10,
         };
-        let dropped = response::write_head(out.bytes(), status, headers.iter(), framing, date);
+        let dropped = response::write_head_with_lines(
+            out.bytes(),
+            status,
+            headers.head_parts(),
+            framing,
+            date,
+        );
         if dropped > 0 {
             log::debug!(
                 "{}: dropped {dropped} host-owned or invalid header field(s) from the handler",
@@ -745,7 +758,7 @@ impl Conn {
     fn queue_stream<'f>(
         &mut self,
         out: &mut Output,
-        (status, fields): (u16, impl Iterator<Item = (&'f str, &'f str)>),
+        (status, fields): (u16, (impl Iterator<Item = (&'f str, &'f str)>, &'f [u8])),
         stream: StreamBody,
         head: &RequestHead<'_>,
         keep_alive: bool,

@@ -8,8 +8,9 @@ use std::net::SocketAddr;
 
 use plugin_api::host::{BodySource, Producer, ResponseHeaders};
 
-use crate::http::appended::AppendedFields;
+use crate::http::appended::{AppendedFields, Lines};
 use crate::http::headers::INLINE_HEADERS;
+use crate::http::response::is_host_owned;
 use crate::http::syntax::is_valid_field;
 use crate::http::{RequestHead, Version};
 use crate::metrics::SeriesId;
@@ -150,6 +151,7 @@ impl Fields {
         }
         match &mut self.base {
             Repr::Host(fields) if self.appended.is_empty() => fields.push(field),
+            _ if is_host_owned(&field.0) => {}
             _ => self.appended.push(&field.0, &field.1),
         }
     }
@@ -157,33 +159,49 @@ impl Fields {
     /// Appends a copy of `name: value` (a filter's edit); an invalid field is dropped (and logged at debug
     /// level). Allocates nothing once the worker has answered a request with appended fields.
     pub fn append(&mut self, name: &str, value: &str) {
-        if is_valid_field(name, value) {
+        if is_valid_field(name, value) && !is_host_owned(name) {
             self.appended.push(name, value);
         } else {
             log::debug!("dropped the invalid header field {name:?}: {value:?} from a filter");
         }
     }
 
-    /// [`Fields::append`] for a field the caller has already checked with [`is_valid_field`] (a filter's
-    /// fixed fields, checked once when the chain is built).
+    /// [`Fields::append`] for a field the caller has already checked with [`is_valid_field`] and
+    /// [`is_host_owned`] (a filter's fixed fields, checked once when the chain is built).
     pub fn append_checked(&mut self, name: &str, value: &str) {
-        debug_assert!(is_valid_field(name, value), "{name:?}: {value:?}");
+        debug_assert!(
+            is_valid_field(name, value) && !is_host_owned(name),
+            "{name:?}: {value:?}"
+        );
         self.appended.push(name, value);
     }
 
+    /// Appends prepared lines, checked as for [`Fields::append_checked`], with one copy.
+    pub fn append_lines(&mut self, lines: &Lines) {
+        self.appended.push_lines(lines);
+    }
+
     /// Removes every field named `name` (ASCII case-insensitive). A plugin's fields are copied out of the
-    /// plugin only when one of them goes.
+    /// plugin only when one of them goes. Inlined: a filter's `Set` searches for its name on every
+    /// response, and mostly finds none.
+    #[inline]
     pub fn remove(&mut self, name: &str) {
         self.appended.remove(name);
-        // One loop per representation: a filter's `Set` searches for its name on every response.
+        // One loop per representation.
         let named = |(n, _): (&str, &str)| n.eq_ignore_ascii_case(name);
         let present = match &self.base {
             Repr::Host(fields) => fields.iter().map(|(n, v)| (&**n, &**v)).any(named),
             Repr::Plugin(headers) => headers.iter().any(named),
         };
-        if !present {
-            return;
+        if present {
+            self.remove_from_base(name);
         }
+    }
+
+    /// Removes the handler's fields named `name`, copying a plugin's out of the plugin. Cold: kept out of
+    /// [`Fields::remove`], which then saves and restores fewer registers on every call.
+    #[cold]
+    fn remove_from_base(&mut self, name: &str) {
         let fields = match std::mem::take(&mut self.base) {
             Repr::Host(fields) => fields,
             Repr::Plugin(headers) => headers
@@ -209,6 +227,12 @@ impl Fields {
     /// The fields in order, as `(name, value)`.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.base().chain(self.appended.iter())
+    }
+
+    /// The fields as the head writer takes them: the handler's, then the appended ones as head lines
+    /// (which hold no field the host owns: [`Fields::append`] refuses those).
+    pub fn head_parts(&self) -> (impl Iterator<Item = (&str, &str)>, &[u8]) {
+        (self.base(), self.appended.wire())
     }
 
     /// The handler's fields, in order.
@@ -368,7 +392,21 @@ pub struct Retired;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::response::{Framing, write_head};
+    use crate::http::response::{Framing, write_head_with_lines};
+
+    const DATE: &[u8] = b"Thu, 26 Nov 2026 20:00:00 GMT";
+
+    /// The head of a 200 with `fields` and a body of `body_len` bytes, on a kept-alive HTTP/1.1 connection.
+    fn head_of(fields: &Fields, body_len: u64) -> String {
+        let framing = Framing {
+            body_len,
+            keep_alive: true,
+            http10: false,
+        };
+        let mut out = Vec::new();
+        write_head_with_lines(&mut out, 200, fields.head_parts(), framing, DATE);
+        String::from_utf8(out).unwrap()
+    }
 
     #[test]
     fn fields_that_would_forge_a_header_line_never_reach_the_wire() {
@@ -379,23 +417,27 @@ mod tests {
         fields.push(("X-Nul".into(), "a\0b".into()));
         fields.push(("X-Ok".into(), "fine".into()));
         assert_eq!(fields.len(), 1);
-        let framing = Framing {
-            body_len: 0,
-            keep_alive: true,
-            http10: false,
-        };
-        let mut out = Vec::new();
-        write_head(
-            &mut out,
-            200,
-            fields.iter(),
-            framing,
-            b"Thu, 26 Nov 2026 20:00:00 GMT",
-        );
-        let text = String::from_utf8(out).unwrap();
+        let text = head_of(&fields, 0);
         assert!(
             !text.contains("Set-Cookie") && !text.contains("Bad Name") && !text.contains("X-Nul")
         );
         assert!(text.contains("X-Ok: fine\r\n"));
+    }
+
+    /// Appended fields go into the head as whole lines, unfiltered: the host's own fields are refused when
+    /// they are appended, so the framing stays the host's.
+    #[test]
+    fn appended_fields_are_written_whole_and_never_take_the_framing() {
+        let mut fields = Fields::from(vec![("Content-Type".into(), "text/plain".into())]);
+        fields.append("Content-Length", "1");
+        fields.append("x-request-id", "7");
+        fields.append("Connection", "close");
+        fields.remove("Content-Type");
+        fields.push(("Transfer-Encoding".into(), "chunked".into()));
+        let text = head_of(&fields, 2);
+        assert!(
+            text.ends_with("Server: plugd\r\nx-request-id: 7\r\nContent-Length: 2\r\n\r\n"),
+            "{text}"
+        );
     }
 }

@@ -1,13 +1,17 @@
 //! Fields appended to a response after its handler built it, mostly by filters (docs/ARCHITECTURE.md §15),
-//! kept in one text buffer per response, with the length of each name and value beside it.
+//! kept in one text buffer per response as the lines the head will carry (`Name: value\r\n`), with the
+//! length of each name and value beside it.
 //!
 //! Copying a filter's name and value into two owned strings per field cost two allocations and two frees
 //! per edit; here a field is one copy into the buffer, and the buffers themselves are recycled by each
 //! worker thread (one spare per thread: a worker answers one request at a time), so a response with
-//! appended fields allocates nothing once the worker has served one. Lengths beside the text make reading
-//! the fields back (for the head, for a later filter's edit) a walk, not a search. The buffers sit behind
-//! one pointer: a response larger than it was before them is moved with a `memcpy` call at every step
-//! between the handler and the socket, chain or not (+223 instructions per request, measured).
+//! appended fields allocates nothing once the worker has served one. Kept as wire lines, all the appended
+//! fields go into the head with one copy, and a block of lines prepared once (a filter's fixed fields) comes
+//! in with one copy too. Lengths beside the text make reading the fields back (for a later filter's edit,
+//! the access log) a walk, not a search, and a one-word summary of the names held lets a `Set` of a name
+//! the response does not carry skip the walk. The buffers sit behind one pointer: a response larger than
+//! it was before them is moved with a `memcpy` call at every step between the handler and the socket,
+//! chain or not (+223 instructions per request, measured).
 
 use std::cell::Cell;
 
@@ -30,39 +34,117 @@ pub struct AppendedFields(Option<Box<Buffers>>);
 
 #[derive(Debug)]
 struct Buffers {
-    /// Every name and value, back to back.
+    /// Every field as its line in the head: `Name: value\r\n`.
     text: String,
     lengths: Vec<Lengths>,
+    /// [`name_bit`] of every name pushed since the buffers were last empty (removals leave theirs).
+    names: u64,
 }
 
-/// The byte lengths of one field's name and value, which lie back to back in the text.
-#[derive(Clone, Copy, Debug)]
-struct Lengths {
+/// The byte lengths of one field's name and value, as they lie in a line of the text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lengths {
     name: u32,
     value: u32,
 }
 
-impl AppendedFields {
-    /// Appends `name: value`; both must be valid on the wire (a token, a value without CR, LF or NUL).
+/// `": "` and `"\r\n"` around a value.
+const FRAMING: usize = 4;
+
+/// Field lines prepared once (a filter's fixed fields), to be appended with one copy each time.
+#[derive(Debug, Default)]
+pub struct Lines {
+    text: String,
+    lengths: Vec<Lengths>,
+    names: u64,
+}
+
+impl Lines {
+    /// Adds `name: value`; both must be valid on the wire and the name not one the host owns.
     pub fn push(&mut self, name: &str, value: &str) {
-        let buffers = self.0.get_or_insert_with(|| {
-            SPARE.take().unwrap_or_else(|| {
-                Box::new(Buffers {
-                    text: String::with_capacity(INITIAL_TEXT),
-                    lengths: Vec::with_capacity(INITIAL_FIELDS),
-                })
-            })
-        });
-        buffers.text.push_str(name);
-        buffers.text.push_str(value);
-        buffers.lengths.push(Lengths {
-            name: name.len() as u32,
-            value: value.len() as u32,
-        });
+        push_line(&mut self.text, name, value);
+        self.lengths.push(Lengths::of(name, value));
+        self.names |= name_bit(name);
     }
 
-    /// Removes every field named `name` (ASCII case-insensitive), keeping the others in order.
+    pub fn is_empty(&self) -> bool {
+        self.lengths.is_empty()
+    }
+}
+
+impl Lengths {
+    fn of(name: &str, value: &str) -> Lengths {
+        Lengths {
+            name: name.len() as u32,
+            value: value.len() as u32,
+        }
+    }
+
+    /// The bytes of its line.
+    fn line(self) -> usize {
+        (self.name + self.value) as usize + FRAMING
+    }
+}
+
+/// One bit of a word standing for `name` (ASCII case-insensitive) by its length and last byte: two names
+/// with different bits differ, so a name whose bit is not in a word of names is not among them.
+#[inline]
+pub fn name_bit(name: &str) -> u64 {
+    let last = name.as_bytes().last().map_or(0, u8::to_ascii_lowercase);
+    1 << ((name.len() + usize::from(last) * 7) % 64)
+}
+
+fn push_line(text: &mut String, name: &str, value: &str) {
+    text.push_str(name);
+    text.push_str(": ");
+    text.push_str(value);
+    text.push_str("\r\n");
+}
+
+impl AppendedFields {
+    /// The buffers, taken from the thread's spare (or made) at the first field. Inlined: once they are
+    /// here, a push costs one check to find them.
+    #[inline]
+    fn buffers(&mut self) -> &mut Buffers {
+        self.0.get_or_insert_with(spare_or_new)
+    }
+
+    /// Appends `name: value`; both must be valid on the wire (a token, a value without CR, LF or NUL).
+    pub fn push(&mut self, name: &str, value: &str) {
+        let buffers = self.buffers();
+        push_line(&mut buffers.text, name, value);
+        buffers.lengths.push(Lengths::of(name, value));
+        buffers.names |= name_bit(name);
+    }
+
+    /// Appends every line of `lines`, with one copy.
+    pub fn push_lines(&mut self, lines: &Lines) {
+        let buffers = self.buffers();
+        buffers.text.push_str(&lines.text);
+        buffers.lengths.extend_from_slice(&lines.lengths);
+        buffers.names |= lines.names;
+    }
+
+    /// Whether a field named `name` may be here: `false` is certain, `true` is worth a search.
+    #[inline]
+    pub fn may_hold(&self, bit: u64) -> bool {
+        self.0
+            .as_deref()
+            .is_some_and(|buffers| buffers.names & bit != 0)
+    }
+
+    /// Removes every field named `name` (ASCII case-insensitive), keeping the others in order. Inlined: a
+    /// name never pushed costs a few instructions, without a call.
+    #[inline]
     pub fn remove(&mut self, name: &str) {
+        if self.may_hold(name_bit(name)) {
+            self.remove_present(name);
+        }
+    }
+
+    /// [`AppendedFields::remove`] of a name that may be here.
+    #[cold]
+    fn remove_present(&mut self, name: &str) {
         let Some(buffers) = self.0.as_deref_mut() else {
             return;
         };
@@ -73,12 +155,13 @@ impl AppendedFields {
         let mut text = String::with_capacity(old.capacity());
         let mut start = 0;
         buffers.lengths.retain(|lengths| {
-            let (field, value) = split(&old, start, *lengths);
-            start += (lengths.name + lengths.value) as usize;
-            let keep = !field.eq_ignore_ascii_case(name);
+            let line = old.get(start..start + lengths.line()).unwrap_or_default();
+            start += lengths.line();
+            let keep = !line
+                .get(..lengths.name as usize)
+                .is_some_and(|field| field.eq_ignore_ascii_case(name));
             if keep {
-                text.push_str(field);
-                text.push_str(value);
+                text.push_str(line);
             }
             keep
         });
@@ -94,9 +177,16 @@ impl AppendedFields {
         let mut start = 0;
         lengths.iter().map(move |lengths| {
             let field = split(text, start, *lengths);
-            start += (lengths.name + lengths.value) as usize;
+            start += lengths.line();
             field
         })
+    }
+
+    /// The fields as the lines of a head, in order.
+    pub fn wire(&self) -> &[u8] {
+        self.0
+            .as_deref()
+            .map_or(&[][..], |buffers| buffers.text.as_bytes())
     }
 
     /// How many fields there are.
@@ -109,26 +199,41 @@ impl AppendedFields {
     }
 }
 
+/// The thread's spare buffers, or new ones.
+#[cold]
+fn spare_or_new() -> Box<Buffers> {
+    SPARE.take().unwrap_or_else(|| {
+        Box::new(Buffers {
+            text: String::with_capacity(INITIAL_TEXT),
+            lengths: Vec::with_capacity(INITIAL_FIELDS),
+            names: 0,
+        })
+    })
+}
+
 impl Buffers {
     /// The names in order (a search for one, without slicing the values).
     fn names(&self) -> impl Iterator<Item = &str> {
         let mut start = 0;
         self.lengths.iter().map(move |lengths| {
-            let name_end = start + lengths.name as usize;
-            let name = self.text.get(start..name_end).unwrap_or_default();
-            start = name_end + lengths.value as usize;
+            let name = self
+                .text
+                .get(start..start + lengths.name as usize)
+                .unwrap_or_default();
+            start += lengths.line();
             name
         })
     }
 }
 
-/// The name and value that start at byte `start` of `text`.
+/// The name and value of the line that starts at byte `start` of `text`.
 fn split(text: &str, start: usize, lengths: Lengths) -> (&str, &str) {
-    let value_start = start + lengths.name as usize;
+    let value_start = start + lengths.name as usize + 2;
     let end = value_start + lengths.value as usize;
     // Pushed whole from `&str`s: every boundary is a char boundary, every range in bounds.
     (
-        text.get(start..value_start).unwrap_or_default(),
+        text.get(start..start + lengths.name as usize)
+            .unwrap_or_default(),
         text.get(value_start..end).unwrap_or_default(),
     )
 }
@@ -143,6 +248,7 @@ impl Drop for AppendedFields {
         }
         buffers.text.clear();
         buffers.lengths.clear();
+        buffers.names = 0;
         // `try_with`: a response dropped while its thread exits finds no spare to refill.
         let _ = SPARE.try_with(|slot| slot.set(Some(buffers)));
     }
@@ -172,6 +278,40 @@ mod tests {
         appended.remove("Nothing");
         appended.remove("vary");
         assert!(appended.is_empty());
+    }
+
+    #[test]
+    fn fields_are_kept_as_head_lines_and_prepared_lines_join_them() {
+        let mut lines = Lines::default();
+        lines.push("X-Frame-Options", "DENY");
+        lines.push("Vary", "Origin");
+        let mut appended = AppendedFields::default();
+        appended.push("X-Request-Id", "7");
+        appended.push_lines(&lines);
+        assert_eq!(
+            appended.wire(),
+            b"X-Request-Id: 7\r\nX-Frame-Options: DENY\r\nVary: Origin\r\n"
+        );
+        assert_eq!(
+            fields(&appended),
+            [
+                ("X-Request-Id", "7"),
+                ("X-Frame-Options", "DENY"),
+                ("Vary", "Origin")
+            ]
+        );
+        assert!(appended.may_hold(name_bit("x-frame-options")));
+        appended.remove("x-frame-options");
+        assert_eq!(appended.wire(), b"X-Request-Id: 7\r\nVary: Origin\r\n");
+    }
+
+    #[test]
+    fn a_name_never_pushed_is_known_absent_without_a_search() {
+        let mut appended = AppendedFields::default();
+        assert!(!appended.may_hold(name_bit("X-A")));
+        appended.push("X-A", "1");
+        assert!(appended.may_hold(name_bit("x-a")));
+        assert_ne!(name_bit("Content-Type"), name_bit("X-Request-Id"));
     }
 
     #[test]

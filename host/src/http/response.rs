@@ -39,6 +39,19 @@ pub fn write_head<'f>(
     framing: Framing,
     date: &[u8],
 ) -> usize {
+    write_head_with_lines(out, status, (fields, b""), framing, date)
+}
+
+/// [`write_head`] with more fields after `fields`, as complete head lines (`Name: value\r\n`) none of
+/// which the host owns: a response's appended fields, copied whole.
+#[inline(always)]
+pub fn write_head_with_lines<'f>(
+    out: &mut Vec<u8>,
+    status: u16,
+    fields: (impl Iterator<Item = (&'f str, &'f str)>, &[u8]),
+    framing: Framing,
+    date: &[u8],
+) -> usize {
     let dropped = write_start(out, status, fields, date);
     if !status_forbids_body(status) {
         write_content_length(out, framing.body_len);
@@ -63,7 +76,7 @@ pub enum Delimit {
 pub fn write_stream_head<'f>(
     out: &mut Vec<u8>,
     status: u16,
-    fields: impl Iterator<Item = (&'f str, &'f str)>,
+    fields: (impl Iterator<Item = (&'f str, &'f str)>, &[u8]),
     (delimit, keep_alive, http10): (Delimit, bool, bool),
     date: &[u8],
 ) -> usize {
@@ -79,13 +92,13 @@ pub fn write_stream_head<'f>(
     dropped
 }
 
-/// The status line, `Date`, `Server` and the handler's fields but those the host owns (how many it
-/// dropped is returned).
+/// The status line, `Date`, `Server`, the handler's fields but those the host owns (how many it
+/// dropped is returned), then the head lines `lines`.
 #[inline(always)]
 fn write_start<'f>(
     out: &mut Vec<u8>,
     status: u16,
-    fields: impl Iterator<Item = (&'f str, &'f str)>,
+    (fields, lines): (impl Iterator<Item = (&'f str, &'f str)>, &[u8]),
     date: &[u8],
 ) -> usize {
     if status == 200 {
@@ -111,6 +124,7 @@ fn write_start<'f>(
             out.extend_from_slice(part);
         }
     }
+    out.extend_from_slice(lines);
     dropped
 }
 
@@ -147,7 +161,7 @@ fn write_status_line(out: &mut Vec<u8>, status: u16) {
 
 /// Whether the host owns the field `name` (ASCII case-insensitive): a handler's own copy is dropped, so the
 /// framing stays the host's. The length picks the candidates: most names cost one comparison of lengths.
-fn is_host_owned(name: &str) -> bool {
+pub(crate) fn is_host_owned(name: &str) -> bool {
     let candidates: &[&str] = match name.len() {
         4 => &["date"],
         6 => &["server"],

@@ -3,7 +3,10 @@
 //! the [`Chain`] (docs/ARCHITECTURE.md §15).
 //!
 //! A filter's setup is asked once per chain: the hooks it wants called and its fixed fields, which are
-//! checked here once and then added by plugd to every response without calling the plugin.
+//! checked here once and then added by plugd to every response without calling the plugin. The leading
+//! fixed fields that every response gets (`headers`' configured fields) are prepared as head lines, added
+//! with one copy after one removal per `Set` name, which costs nothing when the response has no field of
+//! that name.
 //!
 //! [`middleware_chain`] is also how a reload checks a new list against the plugins it loaded: a name no loaded filter
 //! has is refused with one line, and the caller keeps its running chain.
@@ -16,6 +19,8 @@ use super::adapter::{PluginHandler, into_host_response};
 use super::load::LoadedPlugin;
 use crate::config::PluginTables;
 use crate::handler::{Fields, Response};
+use crate::http::appended::Lines;
+use crate::http::response::is_host_owned;
 use crate::http::syntax::{is_token, is_valid_field};
 use crate::middleware::{Chain, ChainLink, Filter};
 
@@ -68,8 +73,12 @@ fn unknown_filter(name: &str, loaded: &[&LoadedPlugin]) -> String {
 /// A filter plugin as the chain calls it.
 struct PluginFilter {
     plugin: Arc<PluginHandler>,
-    /// Its hooks and its fixed fields (only those that can be sent), asked once.
+    /// Its hooks and its fixed fields (only those that can be sent, and not those in `lines`), asked once.
     setup: FilterSetup,
+    /// Its leading fixed fields for every response, as head lines: made by removing each `Set` name in
+    /// `replaced`, then adding `lines`.
+    lines: Lines,
+    replaced: Vec<String>,
 }
 
 impl PluginFilter {
@@ -91,7 +100,13 @@ impl PluginFilter {
             }
             sendable
         });
-        Ok(PluginFilter { plugin, setup })
+        let (lines, replaced) = prepared_lines(&mut setup);
+        Ok(PluginFilter {
+            plugin,
+            setup,
+            lines,
+            replaced,
+        })
     }
 
     /// A filter that failed gives a 500 for this request only; its message stays in the log.
@@ -106,17 +121,52 @@ impl PluginFilter {
     }
 }
 
-/// Whether a fixed edit can ever reach the wire (a removal needs only a name).
+/// Whether a fixed edit can ever reach the wire (a removal needs only a name, and a field the host owns
+/// is never sent).
 fn sendable(edit: &FixedEdit) -> bool {
     match edit.kind {
         FieldEditKind::Remove => is_token(edit.name.as_bytes()),
-        FieldEditKind::Append | FieldEditKind::Set => is_valid_field(&edit.name, &edit.value),
+        FieldEditKind::Append | FieldEditKind::Set => {
+            is_valid_field(&edit.name, &edit.value) && !is_host_owned(&edit.name)
+        }
     }
+}
+
+/// Takes from `setup` its leading fixed fields made to every response, `Set` or `Append`, each name
+/// different from the others (ASCII case-insensitive): removing all the `Set` names first and then adding
+/// every field makes the same head as the edits one by one. Returns them as head lines, and the names to
+/// remove first.
+fn prepared_lines(setup: &mut FilterSetup) -> (Lines, Vec<String>) {
+    let mut names: Vec<String> = Vec::new();
+    let taken = setup.fixed.take_leading(|edit| {
+        let fresh = edit.when.is_none()
+            && edit.kind != FieldEditKind::Remove
+            && !names
+                .iter()
+                .any(|name| name.eq_ignore_ascii_case(&edit.name));
+        if fresh {
+            names.push(edit.name.clone());
+        }
+        fresh
+    });
+    let mut lines = Lines::default();
+    let mut replaced = Vec::new();
+    for edit in taken {
+        lines.push(&edit.name, &edit.value);
+        if edit.kind == FieldEditKind::Set {
+            replaced.push(edit.name);
+        }
+    }
+    (lines, replaced)
 }
 
 impl Filter for PluginFilter {
     fn sees_requests(&self) -> bool {
         self.setup.request
+    }
+
+    fn sees_responses(&self) -> bool {
+        self.setup.response || !self.lines.is_empty() || !self.setup.fixed.is_empty()
     }
 
     fn on_request(
@@ -146,6 +196,12 @@ impl Filter for PluginFilter {
         state: &mut FilterState,
         response: &mut Response,
     ) {
+        if !self.lines.is_empty() {
+            for name in &self.replaced {
+                response.headers.remove(name);
+            }
+            response.headers.append_lines(&self.lines);
+        }
         if !self.setup.fixed.is_empty() {
             let mut fields = EditedFields {
                 fields: &mut response.headers,

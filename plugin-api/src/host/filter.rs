@@ -247,6 +247,13 @@ impl FixedFields {
         self.0.retain(keep);
     }
 
+    /// Takes the leading edits, as long as `take` accepts each in turn (a host that prepares some edits
+    /// once, and leaves the rest to [`FixedFields::apply`]).
+    pub fn take_leading(&mut self, mut take: impl FnMut(&FixedEdit) -> bool) -> Vec<FixedEdit> {
+        let count = self.0.iter().take_while(|edit| take(edit)).count();
+        self.0.drain(..count).collect()
+    }
+
     /// Makes the edits that apply to `req` to `fields`, in order.
     #[inline]
     pub fn apply(&self, req: &Request<'_>, fields: &mut impl FieldTarget) {
