@@ -141,6 +141,31 @@ fn sample(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64
         .map(|s| s.value)
 }
 
+/// Counters are recorded just after an answer is written, so a client that has read its answer may ask a
+/// moment before they count it: asks again until `settled` holds, or the deadline passed (then the last
+/// answer, for the assertions to name).
+fn settled<T>(fetch: impl Fn() -> T, settled: impl Fn(&T) -> bool) -> T {
+    let deadline = Instant::now() + EVENTUALLY;
+    loop {
+        let value = fetch();
+        if settled(&value) || Instant::now() >= deadline {
+            return value;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The requests `samples` count, over the routes `route` accepts.
+fn requests_counted(samples: &[Sample], route: impl Fn(&str) -> bool) -> f64 {
+    samples
+        .iter()
+        .filter(|s| {
+            s.name == "plugd_requests_total" && s.labels.get("route").is_some_and(|r| route(r))
+        })
+        .map(|s| s.value)
+        .sum()
+}
+
 fn metrics(admin: SocketAddr) -> Vec<Sample> {
     let response = get(admin, "/metrics");
     assert_eq!(response.status, 200, "{}", response.body_str());
@@ -204,7 +229,13 @@ fn plugins_lists_each_version_with_its_file_hash_routes_and_counters() {
     for _ in 0..3 {
         assert_eq!(server.get("/panic").status, 500);
     }
-    let plugins = json(&get(admin, "/plugins"));
+    let plugins = settled(
+        || json(&get(admin, "/plugins")),
+        |plugins| {
+            plugin(plugins, "hello")["counters"]["requests"] == 5
+                && plugin(plugins, "panicky")["counters"]["requests"] == 3
+        },
+    );
 
     let hello = plugin(&plugins, "hello");
     let file = PathBuf::from(hello["file"].as_str().expect("file"));
@@ -266,7 +297,10 @@ fn metrics_parse_as_prometheus_text_and_count_by_route_method_and_status() {
     );
     assert!(head.starts_with(b"HTTP/1.1 200 "));
 
-    let samples = metrics(admin);
+    let samples = settled(
+        || metrics(admin),
+        |samples| requests_counted(samples, |_| true) == 9.0,
+    );
     let requests = |route: &str, method: &str, status: &str| {
         sample(
             &samples,
@@ -335,7 +369,10 @@ fn requests_refused_before_their_head_are_counted_under_their_own_route_label() 
         let response = plugd_tests::parse_response(&send_raw(server.addr(), sent));
         assert_eq!(response.status, status);
     }
-    let samples = metrics(admin);
+    let samples = settled(
+        || metrics(admin),
+        |samples| requests_counted(samples, |route| route == "(refused)") == 3.0,
+    );
     let requests = |method: &str| {
         sample(
             &samples,

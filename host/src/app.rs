@@ -173,8 +173,9 @@ fn watch_signals(handle: ShutdownHandle, live: Arc<LivePlugins>) -> Result<(), S
                     let report = live.reload();
                     log::info!("SIGHUP: {}", report.summary());
                 } else if !stopping {
-                    log::info!("signal {signal}: shutting down (finishing in-flight requests)");
+                    // Begun before it is logged: whoever reads the line finds /healthz at 503.
                     handle.shutdown();
+                    log::info!("signal {signal}: shutting down (finishing in-flight requests)");
                     stopping = true;
                 } else {
                     log::warn!("second signal: exiting now");
