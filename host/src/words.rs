@@ -44,6 +44,34 @@ pub fn words(bytes: &[u8]) -> (impl Iterator<Item = u64> + '_, &[u8]) {
     (words, rest)
 }
 
+/// The eight bytes of `bytes` from `at`, as a word.
+#[inline(always)]
+pub fn load(bytes: &[u8], at: usize) -> u64 {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_ne_bytes(word)
+}
+
+/// Writes `word` as the eight bytes of `bytes` from `at`.
+#[inline(always)]
+pub fn store(bytes: &mut [u8], at: usize, word: u64) {
+    bytes[at..at + 8].copy_from_slice(&word.to_ne_bytes());
+}
+
+/// The four bytes of `bytes` from `at`, as a half word (for values shorter than a word).
+#[inline(always)]
+pub fn load4(bytes: &[u8], at: usize) -> u32 {
+    let mut half = [0u8; 4];
+    half.copy_from_slice(&bytes[at..at + 4]);
+    u32::from_ne_bytes(half)
+}
+
+/// Writes `half` as the four bytes of `bytes` from `at`.
+#[inline(always)]
+pub fn store4(bytes: &mut [u8], at: usize, half: u32) {
+    bytes[at..at + 4].copy_from_slice(&half.to_ne_bytes());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
