@@ -199,10 +199,15 @@ impl Fields {
         );
     }
 
-    /// The first field named `name` (ASCII case-insensitive).
+    /// The first field named `name` (ASCII case-insensitive). Each part searched on its own, not through
+    /// [`Fields::iter`]'s chain: the access log asks every response for its request id.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        let named = |&(n, _): &(&str, &str)| n.eq_ignore_ascii_case(name);
+        let base = match &self.base {
+            Repr::Host(fields) => fields.iter().map(|(n, v)| (&**n, &**v)).find(named),
+            Repr::Plugin(headers) => headers.iter().find(named),
+        };
+        base.or_else(|| self.appended.iter().find(named))
             .map(|(_, v)| v)
     }
 

@@ -152,12 +152,15 @@ pub struct LineCache {
 }
 
 /// A precise and a coarse reading of the monotonic clock taken together, and when the wall-clock second
-/// they fell in ends.
+/// they fell in ends; and the last coarse reading with the time it stands for (the coarse clock moves once
+/// a tick, so the lines of a tick share one conversion).
 #[derive(Clone, Copy)]
 struct Calibration {
     precise: Instant,
     coarse: Duration,
     second_ends: Instant,
+    tick: Duration,
+    tick_now: Instant,
 }
 
 const CLF_TIME_LEN: usize = 26;
@@ -182,11 +185,16 @@ impl LineCache {
     /// second has passed. A wall clock stepped by the administrator shows from the next second on.
     #[inline]
     pub fn now(&mut self) -> Instant {
-        if let Some(calibration) = &self.calibration
+        if let Some(calibration) = &mut self.calibration
             && let Some(coarse) = sys::coarse_monotonic()
         {
+            if coarse == calibration.tick {
+                return calibration.tick_now;
+            }
             let now = calibration.precise + coarse.saturating_sub(calibration.coarse);
             if now < calibration.second_ends {
+                calibration.tick = coarse;
+                calibration.tick_now = now;
                 return now;
             }
         }
@@ -220,6 +228,8 @@ impl LineCache {
             precise,
             coarse,
             second_ends: precise + (Duration::from_secs(1) - into_second),
+            tick: coarse,
+            tick_now: precise,
         });
         self.set_second(wall);
         precise
@@ -487,7 +497,16 @@ impl Line<'_> {
 
     /// Seconds with millisecond resolution, as nginx's `$request_time` (`0.004`) and GoAccess's `%T` read
     /// them.
+    #[inline(always)]
     fn seconds(&mut self, duration: Duration) {
+        if duration < Duration::from_millis(1) {
+            // The usual request, answered within the clock's tick.
+            return self.put(b"0.000");
+        }
+        self.seconds_and_millis(duration);
+    }
+
+    fn seconds_and_millis(&mut self, duration: Duration) {
         let (seconds, millis) = (duration.as_secs(), duration.subsec_millis() as usize);
         let (tens_units, hundreds) = (millis % 100 * 2, millis / 100);
         let fraction = [
