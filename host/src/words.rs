@@ -19,10 +19,15 @@ pub fn has_below(word: u64, n: u8) -> bool {
     word.wrapping_sub(ONES * u64::from(n)) & !word & HIGHS != 0
 }
 
-/// Whether any byte of `word` is above `n` (`n` below 0x80).
+/// Whether any byte of `word` is below `low` or above `high` (`low` at most 0x80, `high` below 0x80): a
+/// byte at or above 0x80 is caught by its own high bit, the others by a borrow or a carry into it.
 #[inline]
-pub fn has_above(word: u64, n: u8) -> bool {
-    (word.wrapping_add(ONES * u64::from(127 - n)) | word) & HIGHS != 0
+pub fn has_outside(word: u64, low: u8, high: u8) -> bool {
+    (word.wrapping_sub(ONES * u64::from(low))
+        | word.wrapping_add(ONES * u64::from(127 - high))
+        | word)
+        & HIGHS
+        != 0
 }
 
 /// Whether any byte of `word` equals `byte`.
@@ -89,8 +94,11 @@ mod tests {
                     for n in [0x01, 0x20, 0x22, 0x7f, 0x80] {
                         assert_eq!(has_below(word, n), bytes.iter().any(|&b| b < n));
                     }
-                    for n in [0x00, 0x20, 0x7e, 0x7f] {
-                        assert_eq!(has_above(word, n), bytes.iter().any(|&b| b > n));
+                    for (low, high) in [(0x20, 0x7e), (0x01, 0x7f), (0x30, 0x39)] {
+                        assert_eq!(
+                            has_outside(word, low, high),
+                            bytes.iter().any(|&b| b < low || b > high)
+                        );
                     }
                     for wanted in [0x00, b'"', b'\\', 0x7f, 0xff] {
                         assert_eq!(has_byte(word, wanted), bytes.contains(&wanted));

@@ -666,8 +666,7 @@ fn needs_escape(byte: u8) -> bool {
 /// Whether some byte of `word` [`needs_escape`] (exact: see `words.rs`).
 #[inline(always)]
 fn word_needs_escape(word: u64) -> bool {
-    words::has_below(word, 0x20)
-        | words::has_above(word, 0x7e)
+    words::has_outside(word, 0x20, 0x7e)
         | words::has_byte(word, b'"')
         | words::has_byte(word, b'\\')
 }
