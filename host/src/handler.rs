@@ -113,6 +113,45 @@ pub struct Fields {
     appended: AppendedFields,
 }
 
+/// The handler's fields, from whichever side set them. With [`Then`], what [`Fields::iter`] returns: the
+/// response writer steps through it on every request, and `Iterator::chain` over `Option`s was a call per
+/// field once the compiler stopped inlining it (85 instructions per plaintext request, callgrind).
+enum Base<H, P> {
+    Host(H),
+    Plugin(P),
+}
+
+impl<H: Iterator, P: Iterator<Item = H::Item>> Iterator for Base<H, P> {
+    type Item = H::Item;
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<H::Item> {
+        match self {
+            Base::Host(fields) => fields.next(),
+            Base::Plugin(fields) => fields.next(),
+        }
+    }
+}
+
+/// `first`'s items, then `then`'s: `Iterator::chain` with a `next` always inlined (both sides keep
+/// answering `None` once done, so nothing needs fusing).
+struct Then<F, T> {
+    first: F,
+    then: T,
+}
+
+impl<F: Iterator, T: Iterator<Item = F::Item>> Iterator for Then<F, T> {
+    type Item = F::Item;
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<F::Item> {
+        match self.first.next() {
+            Some(field) => Some(field),
+            None => self.then.next(),
+        }
+    }
+}
+
 #[derive(Debug)]
 enum Repr {
     /// Fields a host handler set.
@@ -213,18 +252,14 @@ impl Fields {
 
     /// The fields in order, as `(name, value)`.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.base().chain(self.appended.iter())
-    }
-
-    /// The handler's fields, in order.
-    fn base(&self) -> impl Iterator<Item = (&str, &str)> {
-        let (host, plugin) = match &self.base {
-            Repr::Host(fields) => (Some(fields.iter().map(|(n, v)| (&**n, &**v))), None),
-            Repr::Plugin(headers) => (None, Some(headers.iter())),
+        let base = match &self.base {
+            Repr::Host(fields) => Base::Host(fields.iter().map(|(n, v)| (&**n, &**v))),
+            Repr::Plugin(headers) => Base::Plugin(headers.iter()),
         };
-        host.into_iter()
-            .flatten()
-            .chain(plugin.into_iter().flatten())
+        Then {
+            first: base,
+            then: self.appended.iter(),
+        }
     }
 
     pub fn len(&self) -> usize {
