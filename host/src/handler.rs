@@ -114,6 +114,45 @@ pub struct Fields {
     appended: AppendedFields,
 }
 
+/// The handler's fields, from whichever side set them. With [`Then`], what [`Fields::iter`] returns: the
+/// response writer steps through it on every request, and `Iterator::chain` over `Option`s was a call per
+/// field once the compiler stopped inlining it (85 instructions per plaintext request, callgrind).
+enum Base<H, P> {
+    Host(H),
+    Plugin(P),
+}
+
+impl<H: Iterator, P: Iterator<Item = H::Item>> Iterator for Base<H, P> {
+    type Item = H::Item;
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<H::Item> {
+        match self {
+            Base::Host(fields) => fields.next(),
+            Base::Plugin(fields) => fields.next(),
+        }
+    }
+}
+
+/// `first`'s items, then `then`'s: `Iterator::chain` with a `next` always inlined (both sides keep
+/// answering `None` once done, so nothing needs fusing).
+struct Then<F, T> {
+    first: F,
+    then: T,
+}
+
+impl<F: Iterator, T: Iterator<Item = F::Item>> Iterator for Then<F, T> {
+    type Item = F::Item;
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<F::Item> {
+        match self.first.next() {
+            Some(field) => Some(field),
+            None => self.then.next(),
+        }
+    }
+}
+
 #[derive(Debug)]
 enum Repr {
     /// Fields a host handler set.
@@ -217,16 +256,24 @@ impl Fields {
         );
     }
 
-    /// The first field named `name` (ASCII case-insensitive).
+    /// The first field named `name` (ASCII case-insensitive). Each part searched on its own, not through
+    /// [`Fields::iter`]'s chain: the access log asks every response for its request id.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        let named = |&(n, _): &(&str, &str)| n.eq_ignore_ascii_case(name);
+        let base = match &self.base {
+            Repr::Host(fields) => fields.iter().map(|(n, v)| (&**n, &**v)).find(named),
+            Repr::Plugin(headers) => headers.iter().find(named),
+        };
+        base.or_else(|| self.appended.iter().find(named))
             .map(|(_, v)| v)
     }
 
     /// The fields in order, as `(name, value)`.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.base().chain(self.appended.iter())
+        Then {
+            first: self.base(),
+            then: self.appended.iter(),
+        }
     }
 
     /// The fields as the head writer takes them: the handler's, then the appended ones as head lines
@@ -236,14 +283,12 @@ impl Fields {
     }
 
     /// The handler's fields, in order.
+    #[inline(always)]
     fn base(&self) -> impl Iterator<Item = (&str, &str)> {
-        let (host, plugin) = match &self.base {
-            Repr::Host(fields) => (Some(fields.iter().map(|(n, v)| (&**n, &**v))), None),
-            Repr::Plugin(headers) => (None, Some(headers.iter())),
-        };
-        host.into_iter()
-            .flatten()
-            .chain(plugin.into_iter().flatten())
+        match &self.base {
+            Repr::Host(fields) => Base::Host(fields.iter().map(|(n, v)| (&**n, &**v))),
+            Repr::Plugin(headers) => Base::Plugin(headers.iter()),
+        }
     }
 
     pub fn len(&self) -> usize {

@@ -19,10 +19,15 @@ pub fn has_below(word: u64, n: u8) -> bool {
     word.wrapping_sub(ONES * u64::from(n)) & !word & HIGHS != 0
 }
 
-/// Whether any byte of `word` is above `n` (`n` below 0x80).
+/// Whether any byte of `word` is below `low` or above `high` (`low` at most 0x80, `high` below 0x80): a
+/// byte at or above 0x80 is caught by its own high bit, the others by a borrow or a carry into it.
 #[inline]
-pub fn has_above(word: u64, n: u8) -> bool {
-    (word.wrapping_add(ONES * u64::from(127 - n)) | word) & HIGHS != 0
+pub fn has_outside(word: u64, low: u8, high: u8) -> bool {
+    (word.wrapping_sub(ONES * u64::from(low))
+        | word.wrapping_add(ONES * u64::from(127 - high))
+        | word)
+        & HIGHS
+        != 0
 }
 
 /// Whether any byte of `word` equals `byte`.
@@ -44,6 +49,34 @@ pub fn words(bytes: &[u8]) -> (impl Iterator<Item = u64> + '_, &[u8]) {
     (words, rest)
 }
 
+/// The eight bytes of `bytes` from `at`, as a word.
+#[inline(always)]
+pub fn load(bytes: &[u8], at: usize) -> u64 {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_ne_bytes(word)
+}
+
+/// Writes `word` as the eight bytes of `bytes` from `at`.
+#[inline(always)]
+pub fn store(bytes: &mut [u8], at: usize, word: u64) {
+    bytes[at..at + 8].copy_from_slice(&word.to_ne_bytes());
+}
+
+/// The four bytes of `bytes` from `at`, as a half word (for values shorter than a word).
+#[inline(always)]
+pub fn load4(bytes: &[u8], at: usize) -> u32 {
+    let mut half = [0u8; 4];
+    half.copy_from_slice(&bytes[at..at + 4]);
+    u32::from_ne_bytes(half)
+}
+
+/// Writes `half` as the four bytes of `bytes` from `at`.
+#[inline(always)]
+pub fn store4(bytes: &mut [u8], at: usize, half: u32) {
+    bytes[at..at + 4].copy_from_slice(&half.to_ne_bytes());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,8 +94,11 @@ mod tests {
                     for n in [0x01, 0x20, 0x22, 0x7f, 0x80] {
                         assert_eq!(has_below(word, n), bytes.iter().any(|&b| b < n));
                     }
-                    for n in [0x00, 0x20, 0x7e, 0x7f] {
-                        assert_eq!(has_above(word, n), bytes.iter().any(|&b| b > n));
+                    for (low, high) in [(0x20, 0x7e), (0x01, 0x7f), (0x30, 0x39)] {
+                        assert_eq!(
+                            has_outside(word, low, high),
+                            bytes.iter().any(|&b| b < low || b > high)
+                        );
                     }
                     for wanted in [0x00, b'"', b'\\', 0x7f, 0xff] {
                         assert_eq!(has_byte(word, wanted), bytes.contains(&wanted));

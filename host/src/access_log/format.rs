@@ -7,8 +7,16 @@
 //! JSON (`\"`, `\\`, `\n` ..., `\u00HH`), except that JSON lines stay valid UTF-8: a byte that is not part of
 //! a valid UTF-8 sequence is written as `\u00HH` (the byte's value; nginx would copy it raw).
 //!
-//! Formatting allocates nothing per line and avoids `core::fmt` (IPv4 peers, numbers and the cached time are
-//! copied as bytes): at 1.6 us of CPU per pipelined request, a line has a budget of about 0.15 us.
+//! A line is a few hundred instructions of a pipelined request's few thousand, so it is written in one pass
+//! with no per-piece capacity check and no call to `memcpy` for the usual line:
+//! - **Room first**: the line's longest possible form (every value escaped) is reserved once ([`room`]);
+//!   every piece after that is a plain store into that room.
+//! - **Values copied eight bytes at a time** and checked for bytes to escape in the same pass
+//!   ([`copy_if_plain`], with the word tests of `words.rs`); only a value that holds such a byte is then
+//!   rewritten byte by byte.
+//! - **Cached text**: the line's start (peer and time) is formatted when the peer or the second changes,
+//!   the status comes from a table, numbers are written two digits at a time, and nothing goes through
+//!   `core::fmt` or allocates.
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -56,14 +64,68 @@ pub enum Request<'a> {
 }
 
 impl Format {
-    /// Appends `entry` as one line, newline included, with the second `cache` holds.
+    /// Writes `entry` as one line, newline included, at `at` in `out`, with the second and the peer's text
+    /// `cache` holds; returns where the line ends. Bytes of `out` past `at` are scratch: `out` grows when
+    /// the line's longest form would not fit, and what lies past the line's end is left as it was.
     #[inline]
-    pub fn write(self, out: &mut Vec<u8>, entry: &Entry<'_>, cache: &mut LineCache) {
-        match self {
-            Format::Combined => write_combined(out, entry, cache),
-            Format::Json => write_json(out, entry, cache),
+    pub fn write_at(
+        self,
+        out: &mut Vec<u8>,
+        at: usize,
+        entry: &Entry<'_>,
+        cache: &mut LineCache,
+    ) -> usize {
+        let headers = match entry.request {
+            Request::Parsed(head) => referer_and_agent(head),
+            Request::Refused(_) => (&b""[..], &b""[..]),
+        };
+        let end = at.saturating_add(room(entry, headers));
+        if out.len() < end {
+            grow(out, end);
         }
+        let mut line = Line {
+            out: &mut out[at..end],
+            at: 0,
+        };
+        match self {
+            Format::Combined => line.combined(entry, headers, cache),
+            Format::Json => line.json(entry, headers, cache),
+        }
+        at + line.at
     }
+
+    /// Appends `entry` as one line to `out`.
+    #[cfg(test)]
+    pub fn write(self, out: &mut Vec<u8>, entry: &Entry<'_>, cache: &mut LineCache) {
+        let end = self.write_at(out, out.len(), entry, cache);
+        out.truncate(end);
+    }
+}
+
+#[cold]
+fn grow(out: &mut Vec<u8>, len: usize) {
+    out.resize(len, 0);
+}
+
+/// Most bytes a value takes once escaped, per byte: JSON's `\u00HH`.
+const MAX_ESCAPED: usize = 6;
+/// Most bytes of a line that are not values: separators, JSON member names, protocol, numbers.
+const MAX_FIXED: usize = 256;
+/// Room for a line's cached start: the JSON one with an IPv6 peer is 102 bytes.
+const PREFIX_MAX: usize = 128;
+
+/// The longest `entry`'s line can be, every value escaped at its longest.
+fn room(entry: &Entry<'_>, (referer, agent): (&[u8], &[u8])) -> usize {
+    let request = match entry.request {
+        Request::Parsed(head) => head.method.len() + head.target.len(),
+        Request::Refused(line) => line.len(),
+    };
+    let values = request
+        + referer.len()
+        + agent.len()
+        + entry.handler.len()
+        + entry.request_id.map_or(0, str::len);
+    PREFIX_MAX + MAX_FIXED + MAX_ESCAPED * values
 }
 
 /// A worker's clock and its formatted second (like the `Date` value in `http/date.rs`, formatted once per
@@ -80,20 +142,25 @@ pub struct LineCache {
     clf: [u8; CLF_TIME_LEN],
     /// `2000-10-10T13:55:36+00:00`, like nginx's `$time_iso8601`.
     iso: [u8; ISO_TIME_LEN],
-    /// The line's start up to the method (peer and time), as last written: pipelined and keep-alive
-    /// requests repeat it, and one copy replaces formatting an address and four more copies.
-    prefix: Vec<u8>,
+    /// The line's start up to the method (peer and time), as last written, in its first `prefix_len`
+    /// bytes: pipelined and keep-alive requests repeat it, and one fixed-size copy replaces formatting an
+    /// address and four more copies.
+    prefix: [u8; PREFIX_MAX],
+    prefix_len: usize,
     /// Whose line `prefix` starts and in which format; `None` once the second changed.
     prefix_for: Option<(IpAddr, Format)>,
 }
 
 /// A precise and a coarse reading of the monotonic clock taken together, and when the wall-clock second
-/// they fell in ends.
+/// they fell in ends; and the last coarse reading with the time it stands for (the coarse clock moves once
+/// a tick, so the lines of a tick share one conversion).
 #[derive(Clone, Copy)]
 struct Calibration {
     precise: Instant,
     coarse: Duration,
     second_ends: Instant,
+    tick: Duration,
+    tick_now: Instant,
 }
 
 const CLF_TIME_LEN: usize = 26;
@@ -108,7 +175,8 @@ impl LineCache {
             calibration: None,
             clf: [b'0'; CLF_TIME_LEN],
             iso: [b'0'; ISO_TIME_LEN],
-            prefix: Vec::new(),
+            prefix: [0; PREFIX_MAX],
+            prefix_len: 0,
             prefix_for: None,
         }
     }
@@ -117,9 +185,16 @@ impl LineCache {
     /// second has passed. A wall clock stepped by the administrator shows from the next second on.
     #[inline]
     pub fn now(&mut self) -> Instant {
-        if let (Some(calibration), Some(coarse)) = (self.calibration, sys::coarse_monotonic()) {
+        if let Some(calibration) = &mut self.calibration
+            && let Some(coarse) = sys::coarse_monotonic()
+        {
+            if coarse == calibration.tick {
+                return calibration.tick_now;
+            }
             let now = calibration.precise + coarse.saturating_sub(calibration.coarse);
             if now < calibration.second_ends {
+                calibration.tick = coarse;
+                calibration.tick_now = now;
                 return now;
             }
         }
@@ -128,6 +203,7 @@ impl LineCache {
 
     /// The time from `started` to now, within a kernel tick. A request answered within the tick it started
     /// in (the usual one) costs a comparison, not a subtraction.
+    #[inline]
     pub fn since(&mut self, started: Instant) -> Duration {
         let now = self.now();
         if now <= started {
@@ -152,6 +228,8 @@ impl LineCache {
             precise,
             coarse,
             second_ends: precise + (Duration::from_secs(1) - into_second),
+            tick: coarse,
+            tick_now: precise,
         });
         self.set_second(wall);
         precise
@@ -181,35 +259,38 @@ impl LineCache {
         }
     }
 
-    /// Appends the start of a line for a request from `ip`: up to the opening quote of the request line
-    /// (combined) or of the method (JSON). Formatted again only when the peer or the second changes.
+    /// The start of a line for a request from `ip` (up to the opening quote of the request line, combined,
+    /// or of the method, JSON), and its length. Formatted again only when the peer or the second changes.
     #[inline]
-    fn write_prefix(&mut self, out: &mut Vec<u8>, format: Format, ip: IpAddr) {
+    fn prefix(&mut self, format: Format, ip: IpAddr) -> (&[u8; PREFIX_MAX], usize) {
         if self.prefix_for != Some((ip, format)) {
             self.format_prefix(format, ip);
         }
-        out.extend_from_slice(&self.prefix);
+        (&self.prefix, self.prefix_len)
     }
 
     #[cold]
     fn format_prefix(&mut self, format: Format, ip: IpAddr) {
-        let prefix = &mut self.prefix;
-        prefix.clear();
+        let mut prefix = Line {
+            out: &mut self.prefix,
+            at: 0,
+        };
         match format {
             Format::Combined => {
-                write_ip(prefix, ip);
-                prefix.extend_from_slice(b" - - [");
-                prefix.extend_from_slice(&self.clf);
-                prefix.extend_from_slice(b"] \"");
+                prefix.ip(ip);
+                prefix.put(b" - - [");
+                prefix.put(&self.clf);
+                prefix.put(b"] \"");
             }
             Format::Json => {
-                prefix.extend_from_slice(b"{\"time\":\"");
-                prefix.extend_from_slice(&self.iso);
-                prefix.extend_from_slice(b"\",\"remote_addr\":\"");
-                write_ip(prefix, ip);
-                prefix.extend_from_slice(b"\",\"method\":\"");
+                prefix.put(b"{\"time\":\"");
+                prefix.put(&self.iso);
+                prefix.put(b"\",\"remote_addr\":\"");
+                prefix.ip(ip);
+                prefix.put(b"\",\"method\":\"");
             }
         }
+        self.prefix_len = prefix.at;
         self.prefix_for = Some((ip, format));
     }
 
@@ -221,197 +302,343 @@ impl LineCache {
     }
 }
 
-/// The first `Referer` and `User-Agent` fields, found in one pass over the header section.
+/// The first `Referer` and `User-Agent` fields, found in one pass over the header section; a name of
+/// another length costs one comparison.
 fn referer_and_agent<'b>(head: &RequestHead<'b>) -> (&'b [u8], &'b [u8]) {
     let (mut referer, mut agent) = (None, None);
     for field in head.headers.iter() {
-        if referer.is_none() && field.name.eq_ignore_ascii_case("referer") {
-            referer = Some(field.value);
-        } else if agent.is_none() && field.name.eq_ignore_ascii_case("user-agent") {
-            agent = Some(field.value);
+        match field.name.len() {
+            7 if referer.is_none() && field.name.eq_ignore_ascii_case("referer") => {
+                referer = Some(field.value);
+            }
+            10 if agent.is_none() && field.name.eq_ignore_ascii_case("user-agent") => {
+                agent = Some(field.value);
+            }
+            _ => {}
         }
     }
     (referer.unwrap_or_default(), agent.unwrap_or_default())
 }
 
-fn protocol(head: &RequestHead<'_>) -> &'static [u8] {
+fn protocol(head: &RequestHead<'_>) -> &'static [u8; 8] {
     match head.version {
         Version::Http10 => b"HTTP/1.0",
         Version::Http11 => b"HTTP/1.1",
     }
 }
 
-/// The protocol and the end of a combined line's request field, in one append.
-fn protocol_closing_quote(head: &RequestHead<'_>) -> &'static [u8] {
+/// The protocol between the spaces and the quote that surround it in a combined line's request field.
+fn spaced_protocol_closing_quote(head: &RequestHead<'_>) -> &'static [u8; 11] {
     match head.version {
-        Version::Http10 => b"HTTP/1.0\" ",
-        Version::Http11 => b"HTTP/1.1\" ",
+        Version::Http10 => b" HTTP/1.0\" ",
+        Version::Http11 => b" HTTP/1.1\" ",
     }
 }
 
-/// `127.0.0.1 - - [10/Oct/2000:13:55:36 +0000] "GET /a HTTP/1.1" 200 13 "-" "curl/8" 0.042 "hello"`
-///
-/// At a few hundred instructions a line, each append counts: constant runs of bytes are appended whole
-/// (`HTTP/1.1" `, a status and its space, `"-" "-"` for a request with neither field).
-fn write_combined(out: &mut Vec<u8>, entry: &Entry<'_>, cache: &mut LineCache) {
-    cache.write_prefix(out, Format::Combined, entry.peer);
-    let (referer, agent) = match entry.request {
-        Request::Parsed(head) => {
-            escape_clf(out, head.method.as_bytes());
-            out.push(b' ');
-            escape_clf(out, head.target.as_bytes());
-            out.push(b' ');
-            out.extend_from_slice(protocol_closing_quote(head));
-            referer_and_agent(head)
-        }
-        Request::Refused(line) => {
-            write_dash_if_empty(out, line, escape_clf);
-            out.extend_from_slice(b"\" ");
-            (&b""[..], &b""[..])
-        }
-    };
-    write_status_and_space(out, entry.status);
-    // `%b`: a dash, not 0, when no body bytes were sent.
-    if entry.body_bytes == 0 {
-        out.push(b'-');
-    } else {
-        write_decimal(out, entry.body_bytes);
+/// A line being written into room reserved for its longest form: `out[..at]` is written. Every write
+/// fits by construction ([`room`]); slicing keeps a mistake in that sum a panic, never a wrong line.
+struct Line<'o> {
+    out: &'o mut [u8],
+    at: usize,
+}
+
+impl Line<'_> {
+    /// A constant run of bytes, as inline stores.
+    #[inline(always)]
+    fn put<const N: usize>(&mut self, bytes: &[u8; N]) {
+        self.out[self.at..self.at + N].copy_from_slice(bytes);
+        self.at += N;
     }
-    if referer.is_empty() && agent.is_empty() {
-        out.extend_from_slice(b" \"-\" \"-\" ");
-    } else {
-        write_quoted_clf(out, referer);
-        write_quoted_clf(out, agent);
-        out.push(b' ');
+
+    /// The first `len` bytes of `bytes`, copied as all `N` (the room allows it) in inline stores.
+    #[inline(always)]
+    fn put_first<const N: usize>(&mut self, bytes: &[u8; N], len: usize) {
+        self.out[self.at..self.at + N].copy_from_slice(bytes);
+        self.at += len.min(N);
     }
-    write_seconds(out, entry.duration);
-    out.extend_from_slice(b" \"");
-    write_dash_if_empty(out, entry.handler.as_bytes(), escape_clf);
-    match entry.request_id {
-        None => out.extend_from_slice(b"\"\n"),
-        Some(id) => {
-            out.push(b'"');
-            write_quoted_clf(out, id.as_bytes());
-            out.push(b'\n');
+
+    #[inline(always)]
+    fn push(&mut self, byte: u8) {
+        self.out[self.at] = byte;
+        self.at += 1;
+    }
+
+    /// A value a client or a plugin controls, copied as it is when no byte needs escaping, else rewritten
+    /// by `escape` (cold).
+    #[inline(always)]
+    fn value(&mut self, value: &[u8], escape: fn(&mut Self, &[u8])) {
+        if copy_if_plain(&mut self.out[self.at..], value) {
+            self.at += value.len();
+        } else {
+            escape(self, value);
         }
     }
-}
 
-/// `value` escaped by `escape`, or `-` for an empty value.
-fn write_dash_if_empty(out: &mut Vec<u8>, value: &[u8], escape: fn(&mut Vec<u8>, &[u8])) {
-    if value.is_empty() {
-        out.push(b'-');
-    } else {
-        escape(out, value);
-    }
-}
-
-/// ` "value"`, or ` "-"` for an empty or absent value.
-#[inline]
-fn write_quoted_clf(out: &mut Vec<u8>, value: &[u8]) {
-    out.extend_from_slice(b" \"");
-    write_dash_if_empty(out, value, escape_clf);
-    out.push(b'"');
-}
-
-/// `{"time":"2000-10-10T13:55:36+00:00","remote_addr":"127.0.0.1",...,"handler":"hello"}`
-fn write_json(out: &mut Vec<u8>, entry: &Entry<'_>, cache: &mut LineCache) {
-    cache.write_prefix(out, Format::Json, entry.peer);
-    let (method, target, protocol, referer, agent) = match entry.request {
-        Request::Parsed(head) => {
-            let (referer, agent) = referer_and_agent(head);
-            let (method, target) = (head.method.as_bytes(), head.target.as_bytes());
-            (method, target, protocol(head), referer, agent)
+    /// [`Line::value`], or `-` for an empty value.
+    #[inline(always)]
+    fn value_or_dash(&mut self, value: &[u8], escape: fn(&mut Self, &[u8])) {
+        if value.is_empty() {
+            self.push(b'-');
+        } else {
+            self.value(value, escape);
         }
-        Request::Refused(line) => (&b""[..], line, &b""[..], &b""[..], &b""[..]),
-    };
-    escape_json(out, method);
-    out.extend_from_slice(b"\",\"target\":\"");
-    escape_json(out, target);
-    out.extend_from_slice(b"\",\"protocol\":\"");
-    out.extend_from_slice(protocol);
-    out.extend_from_slice(b"\",\"status\":");
-    write_status(out, entry.status);
-    out.extend_from_slice(b",\"body_bytes\":");
-    write_decimal(out, entry.body_bytes);
-    out.extend_from_slice(b",\"referer\":\"");
-    escape_json(out, referer);
-    out.extend_from_slice(b"\",\"user_agent\":\"");
-    escape_json(out, agent);
-    out.extend_from_slice(b"\",\"request_time\":");
-    write_seconds(out, entry.duration);
-    out.extend_from_slice(b",\"handler\":\"");
-    escape_json(out, entry.handler.as_bytes());
-    if let Some(id) = entry.request_id {
-        out.extend_from_slice(b"\",\"request_id\":\"");
-        escape_json(out, id.as_bytes());
     }
-    out.extend_from_slice(b"\"}\n");
-}
 
-/// The peer's address; an IPv4-mapped IPv6 address (a dual-stack listener) as the IPv4 address it is.
-fn write_ip(out: &mut Vec<u8>, ip: IpAddr) {
-    match ip.to_canonical() {
-        IpAddr::V4(v4) => {
-            let [a, b, c, d] = v4.octets();
-            write_decimal(out, u64::from(a));
-            for octet in [b, c, d] {
-                out.push(b'.');
-                write_decimal(out, u64::from(octet));
+    /// ` "value"`, or ` "-"` for an empty or absent value.
+    #[inline(always)]
+    fn quoted_clf(&mut self, value: &[u8]) {
+        self.put(b" \"");
+        self.value_or_dash(value, Line::escape_clf);
+        self.push(b'"');
+    }
+
+    /// `127.0.0.1 - - [10/Oct/2000:13:55:36 +0000] "GET /a HTTP/1.1" 200 13 "-" "curl/8" 0.042 "hello"`
+    fn combined(
+        &mut self,
+        entry: &Entry<'_>,
+        (referer, agent): (&[u8], &[u8]),
+        cache: &mut LineCache,
+    ) {
+        let (prefix, prefix_len) = cache.prefix(Format::Combined, entry.peer);
+        self.put_first(prefix, prefix_len);
+        match entry.request {
+            Request::Parsed(head) => {
+                self.value(head.method.as_bytes(), Line::escape_clf);
+                self.push(b' ');
+                self.value(head.target.as_bytes(), Line::escape_clf);
+                self.put(spaced_protocol_closing_quote(head));
+            }
+            Request::Refused(line) => {
+                self.value_or_dash(line, Line::escape_clf);
+                self.put(b"\" ");
             }
         }
-        // Rare enough for `core::fmt`; writing into a Vec cannot fail.
-        IpAddr::V6(v6) => {
-            let _ = std::io::Write::write_fmt(out, format_args!("{v6}"));
+        self.status(entry.status, b' ');
+        // `%b`: a dash, not 0, when no body bytes were sent.
+        if entry.body_bytes == 0 {
+            self.push(b'-');
+        } else {
+            self.decimal(entry.body_bytes);
+        }
+        if referer.is_empty() && agent.is_empty() {
+            self.put(b" \"-\" \"-\" ");
+        } else {
+            self.quoted_clf(referer);
+            self.quoted_clf(agent);
+            self.push(b' ');
+        }
+        self.seconds(entry.duration);
+        self.put(b" \"");
+        self.value_or_dash(entry.handler.as_bytes(), Line::escape_clf);
+        match entry.request_id {
+            None => self.put(b"\"\n"),
+            Some(id) => {
+                self.push(b'"');
+                self.quoted_clf(id.as_bytes());
+                self.push(b'\n');
+            }
         }
     }
-}
 
-/// Seconds with millisecond resolution, as nginx's `$request_time` (`0.004`) and GoAccess's `%T` read them.
-fn write_seconds(out: &mut Vec<u8>, duration: Duration) {
-    let (seconds, millis) = (duration.as_secs(), duration.subsec_millis());
-    let fraction = [
-        b'.',
-        b'0' + (millis / 100) as u8,
-        b'0' + (millis / 10 % 10) as u8,
-        b'0' + (millis % 10) as u8,
-    ];
-    if seconds < 10 {
-        // The usual case, in one fixed-size copy.
-        let [dot, a, b, c] = fraction;
-        out.extend_from_slice(&[b'0' + seconds as u8, dot, a, b, c]);
-    } else {
-        write_decimal(out, seconds);
-        out.extend_from_slice(&fraction);
+    /// `{"time":"2000-10-10T13:55:36+00:00","remote_addr":"127.0.0.1",...,"handler":"hello"}`
+    fn json(&mut self, entry: &Entry<'_>, (referer, agent): (&[u8], &[u8]), cache: &mut LineCache) {
+        let (prefix, prefix_len) = cache.prefix(Format::Json, entry.peer);
+        self.put_first(prefix, prefix_len);
+        let (method, target) = match entry.request {
+            Request::Parsed(head) => (head.method.as_bytes(), head.target.as_bytes()),
+            Request::Refused(line) => (&b""[..], line),
+        };
+        self.value(method, Line::escape_json);
+        self.put(b"\",\"target\":\"");
+        self.value(target, Line::escape_json);
+        self.put(b"\",\"protocol\":\"");
+        if let Request::Parsed(head) = entry.request {
+            self.put(protocol(head));
+        }
+        self.put(b"\",\"status\":");
+        self.status(entry.status, b',');
+        self.put(b"\"body_bytes\":");
+        self.decimal(entry.body_bytes);
+        self.put(b",\"referer\":\"");
+        self.value(referer, Line::escape_json);
+        self.put(b"\",\"user_agent\":\"");
+        self.value(agent, Line::escape_json);
+        self.put(b"\",\"request_time\":");
+        self.seconds(entry.duration);
+        self.put(b",\"handler\":\"");
+        self.value(entry.handler.as_bytes(), Line::escape_json);
+        if let Some(id) = entry.request_id {
+            self.put(b"\",\"request_id\":\"");
+            self.value(id.as_bytes(), Line::escape_json);
+        }
+        self.put(b"\"}\n");
+    }
+
+    /// The peer's address; an IPv4-mapped IPv6 address (a dual-stack listener) as the IPv4 address it is.
+    fn ip(&mut self, ip: IpAddr) {
+        match ip.to_canonical() {
+            IpAddr::V4(v4) => {
+                let [a, b, c, d] = v4.octets();
+                self.decimal(u64::from(a));
+                for octet in [b, c, d] {
+                    self.push(b'.');
+                    self.decimal(u64::from(octet));
+                }
+            }
+            // Rare enough for `core::fmt`; at most 39 bytes.
+            IpAddr::V6(v6) => {
+                let text = v6.to_string();
+                let end = self.at + text.len();
+                self.out[self.at..end].copy_from_slice(text.as_bytes());
+                self.at = end;
+            }
+        }
+    }
+
+    /// Seconds with millisecond resolution, as nginx's `$request_time` (`0.004`) and GoAccess's `%T` read
+    /// them.
+    #[inline(always)]
+    fn seconds(&mut self, duration: Duration) {
+        if duration < Duration::from_millis(1) {
+            // The usual request, answered within the clock's tick.
+            return self.put(b"0.000");
+        }
+        self.seconds_and_millis(duration);
+    }
+
+    fn seconds_and_millis(&mut self, duration: Duration) {
+        let (seconds, millis) = (duration.as_secs(), duration.subsec_millis() as usize);
+        let (tens_units, hundreds) = (millis % 100 * 2, millis / 100);
+        let fraction = [
+            b'.',
+            b'0' + hundreds as u8,
+            DIGIT_PAIRS[tens_units],
+            DIGIT_PAIRS[tens_units + 1],
+        ];
+        if seconds < 10 {
+            // The usual case, in one fixed-size store.
+            let [dot, a, b, c] = fraction;
+            self.put(&[b'0' + seconds as u8, dot, a, b, c]);
+        } else {
+            self.decimal(seconds);
+            self.put(&fraction);
+        }
+    }
+
+    /// A status and the byte after it, as one fixed-size store when it has three digits (RFC 9110 §15).
+    #[inline(always)]
+    fn status(&mut self, status: u16, then: u8) {
+        match STATUS_DIGITS.get(usize::from(status).wrapping_sub(100)) {
+            Some(&[a, b, c]) => self.put(&[a, b, c, then]),
+            None => {
+                self.decimal(u64::from(status));
+                self.push(then);
+            }
+        }
+    }
+
+    /// The decimal digits of `value`: composed in a fixed-size array copied as a whole (the room allows
+    /// it), two digits at a time.
+    fn decimal(&mut self, value: u64) {
+        // Most numbers in a line are small: a status-sized body, a duration's whole seconds.
+        if value < 10 {
+            return self.push(b'0' + value as u8);
+        }
+        if value < 100 {
+            let pair = value as usize * 2;
+            return self.put(&[DIGIT_PAIRS[pair], DIGIT_PAIRS[pair + 1]]);
+        }
+        /// Digits in `u64::MAX`.
+        const MAX_DIGITS: usize = 20;
+        let len = value.checked_ilog10().map_or(1, |log| log as usize + 1);
+        let mut digits = [b'0'; MAX_DIGITS];
+        let mut at = len;
+        let mut rest = value;
+        while rest >= 100 {
+            let pair = (rest % 100) as usize * 2;
+            rest /= 100;
+            at -= 2;
+            digits[at..at + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+        }
+        if rest >= 10 {
+            let pair = rest as usize * 2;
+            digits[..2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+        } else {
+            digits[0] = b'0' + rest as u8;
+        }
+        self.put_first(&digits, len);
+    }
+
+    /// `value` with nginx's `escape=default` rules, byte by byte: for a value that needs it.
+    #[cold]
+    fn escape_clf(&mut self, value: &[u8]) {
+        for &byte in value {
+            if needs_escape(byte) {
+                self.put(&[
+                    b'\\',
+                    b'x',
+                    HEX[usize::from(byte >> 4)],
+                    HEX[usize::from(byte & 15)],
+                ]);
+            } else {
+                self.push(byte);
+            }
+        }
+    }
+
+    /// `value` as the inside of a JSON string, character by character: valid UTF-8 is kept, every other
+    /// byte is `\u00HH`. For a value that needs it.
+    #[cold]
+    fn escape_json(&mut self, value: &[u8]) {
+        for chunk in value.utf8_chunks() {
+            for &byte in chunk.valid().as_bytes() {
+                match byte {
+                    b'"' => self.put(b"\\\""),
+                    b'\\' => self.put(b"\\\\"),
+                    b'\n' => self.put(b"\\n"),
+                    b'\r' => self.put(b"\\r"),
+                    b'\t' => self.put(b"\\t"),
+                    0x08 => self.put(b"\\b"),
+                    0x0c => self.put(b"\\f"),
+                    0..0x20 | 0x7f => self.json_byte(byte),
+                    // Part of a valid multi-byte character, or plain ASCII.
+                    _ => self.push(byte),
+                }
+            }
+            for &byte in chunk.invalid() {
+                self.json_byte(byte);
+            }
+        }
+    }
+
+    fn json_byte(&mut self, byte: u8) {
+        self.put(&[
+            b'\\',
+            b'u',
+            b'0',
+            b'0',
+            HEX[usize::from(byte >> 4)],
+            HEX[usize::from(byte & 15)],
+        ]);
     }
 }
 
-/// A status and the space after it, as one fixed-size copy when it has three digits.
-fn write_status_and_space(out: &mut Vec<u8>, status: u16) {
-    match status {
-        100..=999 => out.extend_from_slice(&[
+/// The three digits of each status from 100 to 999, by `status - 100`.
+const STATUS_DIGITS: [[u8; 3]; 900] = status_digits();
+
+const fn status_digits() -> [[u8; 3]; 900] {
+    let mut table = [[0u8; 3]; 900];
+    let mut n = 0;
+    while n < 900 {
+        let status = n + 100;
+        table[n] = [
             b'0' + (status / 100) as u8,
             b'0' + (status / 10 % 10) as u8,
             b'0' + (status % 10) as u8,
-            b' ',
-        ]),
-        _ => {
-            write_decimal(out, u64::from(status));
-            out.push(b' ');
-        }
+        ];
+        n += 1;
     }
-}
-
-/// A status: three digits (RFC 9110 §15), as one fixed-size copy.
-fn write_status(out: &mut Vec<u8>, status: u16) {
-    match status {
-        100..=999 => out.extend_from_slice(&[
-            b'0' + (status / 100) as u8,
-            b'0' + (status / 10 % 10) as u8,
-            b'0' + (status % 10) as u8,
-        ]),
-        _ => write_decimal(out, u64::from(status)),
-    }
+    table
 }
 
 /// Two decimal digits for each number below 100: half the divisions of one digit at a time.
@@ -428,38 +655,6 @@ const fn digit_pairs() -> [u8; 200] {
     pairs
 }
 
-/// The decimal digits of `value`, composed at the start of a fixed-size array appended as one inline copy
-/// and then cut to their length (no call to memcpy for a few bytes).
-fn write_decimal(out: &mut Vec<u8>, value: u64) {
-    // Most numbers in a line are small: a status-sized body, a duration's whole seconds.
-    match value {
-        0..10 => return out.push(b'0' + value as u8),
-        10..100 => return out.extend_from_slice(&DIGIT_PAIRS[2 * value as usize..][..2]),
-        _ => {}
-    }
-    /// Digits in `u64::MAX`.
-    const MAX_DIGITS: usize = 20;
-    let len = value.checked_ilog10().map_or(1, |log| log as usize + 1);
-    let mut digits = [b'0'; MAX_DIGITS];
-    let mut at = len;
-    let mut rest = value;
-    while rest >= 100 {
-        let pair = (rest % 100) as usize * 2;
-        rest /= 100;
-        at -= 2;
-        digits[at..at + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
-    }
-    if rest >= 10 {
-        let pair = rest as usize * 2;
-        digits[..2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
-    } else {
-        digits[0] = b'0' + rest as u8;
-    }
-    let end = out.len() + len;
-    out.extend_from_slice(&digits);
-    out.truncate(end);
-}
-
 const HEX: &[u8; 16] = b"0123456789ABCDEF";
 
 /// A byte neither format copies as it is: the combined format writes it as `\xHH` (nginx
@@ -468,91 +663,49 @@ fn needs_escape(byte: u8) -> bool {
     !(0x20..0x7f).contains(&byte) || byte == b'"' || byte == b'\\'
 }
 
-/// Whether some byte of `value` [`needs_escape`]: eight bytes at a time, so the usual value (a path, a
-/// user agent) is checked in about two instructions a byte and then copied in one go.
-#[inline]
-fn any_needs_escape(value: &[u8]) -> bool {
-    let (words, rest) = words::words(value);
-    let mut any = false;
-    for word in words {
-        any |= words::has_below(word, 0x20)
-            | words::has_above(word, 0x7e)
-            | words::has_byte(word, b'"')
-            | words::has_byte(word, b'\\');
-    }
-    any || rest.iter().any(|&b| needs_escape(b))
+/// Whether some byte of `word` [`needs_escape`] (exact: see `words.rs`).
+#[inline(always)]
+fn word_needs_escape(word: u64) -> bool {
+    words::has_outside(word, 0x20, 0x7e)
+        | words::has_byte(word, b'"')
+        | words::has_byte(word, b'\\')
 }
 
-/// Appends `value` with nginx's `escape=default` rules. Inline: the usual value is one check and one copy.
-#[inline]
-fn escape_clf(out: &mut Vec<u8>, value: &[u8]) {
-    if any_needs_escape(value) {
-        escape_clf_each(out, value);
+/// Copies `value` to the start of `out` and says whether none of its bytes [`needs_escape`]: eight bytes at
+/// a time, a shorter value or the end of a longer one as words that overlap (each byte is looked at, some
+/// twice), with no call to `memcpy`. When it returns `false` the copy is to be overwritten.
+#[inline(always)]
+fn copy_if_plain(out: &mut [u8], value: &[u8]) -> bool {
+    let len = value.len();
+    let out = &mut out[..len];
+    if len >= 8 {
+        let mut special = false;
+        let mut at = 0;
+        while at + 8 < len {
+            let word = words::load(value, at);
+            special |= word_needs_escape(word);
+            words::store(out, at, word);
+            at += 8;
+        }
+        let last = words::load(value, len - 8);
+        words::store(out, len - 8, last);
+        !(special | word_needs_escape(last))
+    } else if len >= 4 {
+        let (low, high) = (words::load4(value, 0), words::load4(value, len - 4));
+        words::store4(out, 0, low);
+        words::store4(out, len - 4, high);
+        !word_needs_escape(u64::from(low) | u64::from(high) << 32)
+    } else if len > 0 {
+        let (first, middle, last) = (value[0], value[len / 2], value[len - 1]);
+        out[0] = first;
+        out[len / 2] = middle;
+        out[len - 1] = last;
+        !word_needs_escape(u64::from_le_bytes([
+            first, middle, last, b'a', b'a', b'a', b'a', b'a',
+        ]))
     } else {
-        out.extend_from_slice(value);
+        true
     }
-}
-
-/// [`escape_clf`] of a value that needs it, byte by byte.
-#[cold]
-fn escape_clf_each(out: &mut Vec<u8>, value: &[u8]) {
-    for &byte in value {
-        if needs_escape(byte) {
-            out.extend_from_slice(&[
-                b'\\',
-                b'x',
-                HEX[usize::from(byte >> 4)],
-                HEX[usize::from(byte & 15)],
-            ]);
-        } else {
-            out.push(byte);
-        }
-    }
-}
-
-/// Appends `value` as the inside of a JSON string: valid UTF-8 is kept, every other byte is `\u00HH`.
-#[inline]
-fn escape_json(out: &mut Vec<u8>, value: &[u8]) {
-    if any_needs_escape(value) {
-        escape_json_each(out, value);
-    } else {
-        out.extend_from_slice(value);
-    }
-}
-
-/// [`escape_json`] of a value that needs it, character by character.
-#[cold]
-fn escape_json_each(out: &mut Vec<u8>, value: &[u8]) {
-    for chunk in value.utf8_chunks() {
-        for &byte in chunk.valid().as_bytes() {
-            match byte {
-                b'"' => out.extend_from_slice(b"\\\""),
-                b'\\' => out.extend_from_slice(b"\\\\"),
-                b'\n' => out.extend_from_slice(b"\\n"),
-                b'\r' => out.extend_from_slice(b"\\r"),
-                b'\t' => out.extend_from_slice(b"\\t"),
-                0x08 => out.extend_from_slice(b"\\b"),
-                0x0c => out.extend_from_slice(b"\\f"),
-                0..0x20 | 0x7f => write_json_byte(out, byte),
-                // Part of a valid multi-byte character, or plain ASCII.
-                _ => out.push(byte),
-            }
-        }
-        for &byte in chunk.invalid() {
-            write_json_byte(out, byte);
-        }
-    }
-}
-
-fn write_json_byte(out: &mut Vec<u8>, byte: u8) {
-    out.extend_from_slice(&[
-        b'\\',
-        b'u',
-        b'0',
-        b'0',
-        HEX[usize::from(byte >> 4)],
-        HEX[usize::from(byte & 15)],
-    ]);
 }
 
 #[cfg(test)]
@@ -906,6 +1059,24 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// The word-at-a-time copy agrees with the byte rule at every length, overlapping words included.
+        #[test]
+        fn copy_if_plain_copies_and_finds_every_byte_to_escape(
+            value in proptest::collection::vec(proptest::num::u8::ANY, 0..40),
+            plain in proptest::collection::vec(0x20u8..0x7f, 0..40),
+        ) {
+            for value in [value, plain] {
+                let mut out = [0u8; 40];
+                let copied = copy_if_plain(&mut out, &value);
+                proptest::prop_assert_eq!(copied, !value.iter().any(|&b| needs_escape(b)));
+                if copied {
+                    proptest::prop_assert_eq!(&out[..value.len()], &value[..]);
+                }
+            }
+        }
+    }
+
     #[test]
     fn the_second_is_formatted_in_both_notations() {
         let cache = LineCache::fixed(UNIX_EPOCH + Duration::from_secs(1_709_251_199)); // 2024-02-29 23:59:59
@@ -938,9 +1109,14 @@ mod tests {
             (Duration::from_millis(4), "0.004"),
             (Duration::from_millis(61_250), "61.250"),
         ] {
-            let mut out = Vec::new();
-            write_seconds(&mut out, duration);
-            assert_eq!(out, text.as_bytes());
+            let mut out = [0; MAX_FIXED];
+            let mut line = Line {
+                out: &mut out,
+                at: 0,
+            };
+            line.seconds(duration);
+            let end = line.at;
+            assert_eq!(&out[..end], text.as_bytes());
         }
     }
 }

@@ -41,8 +41,9 @@ use sink::Sink;
 
 /// Bytes a worker buffers before writing them: nginx's `buffer=64k`, about 600 combined lines.
 pub const BUFFER_BYTES: usize = 64 * 1024;
-/// Room beyond [`BUFFER_BYTES`] for the line that crosses it, so the usual buffer never grows.
-const LINE_SLACK: usize = 4 * 1024;
+/// Room beyond [`BUFFER_BYTES`] for the line that crosses it, so the usual buffer never grows: a line
+/// reserves its longest form (every value escaped), a few KiB for a browser's request.
+const LINE_SLACK: usize = 16 * 1024;
 /// Longest a line waits in a buffer before it is written: nginx's `flush=1s`.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
@@ -67,7 +68,10 @@ struct AccessLog {
 
 /// One worker's formatted lines not yet written, and its clock and cached values.
 struct Lines {
+    /// The lines in `..filled`; the rest is room a line is formatted into (initialized once, so a line is
+    /// written with plain stores, never a capacity check per piece).
     bytes: Vec<u8>,
+    filled: usize,
     cache: LineCache,
 }
 
@@ -125,7 +129,11 @@ pub fn record(
     // Fails only while this thread is being torn down, when it serves no request.
     let _ = MINE.try_with(|mine| {
         let mut lines = lock(mine.get_or_init(|| log.register()));
-        let Lines { bytes, cache } = &mut *lines;
+        let Lines {
+            bytes,
+            filled,
+            cache,
+        } = &mut *lines;
         let entry = Entry {
             peer: peer.ip(),
             request,
@@ -135,9 +143,9 @@ pub fn record(
             handler,
             request_id,
         };
-        log.format.write(bytes, &entry, cache);
-        if bytes.len() >= BUFFER_BYTES {
-            log.write_out(bytes);
+        *filled = log.format.write_at(bytes, *filled, &entry, cache);
+        if *filled >= BUFFER_BYTES {
+            log.write_out(bytes, filled);
         }
     });
 }
@@ -169,7 +177,8 @@ impl AccessLog {
     /// A new buffer for the calling worker, known to the flusher.
     fn register(&self) -> Arc<Mutex<Lines>> {
         let lines = Arc::new(Mutex::new(Lines {
-            bytes: Vec::with_capacity(BUFFER_BYTES + LINE_SLACK),
+            bytes: vec![0; BUFFER_BYTES + LINE_SLACK],
+            filled: 0,
             cache: LineCache::new(),
         }));
         self.buffers
@@ -186,22 +195,25 @@ impl AccessLog {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         for lines in buffers.iter() {
             let mut lines = lock(lines);
-            if !lines.bytes.is_empty() {
-                self.write_out(&mut lines.bytes);
+            if lines.filled > 0 {
+                let Lines { bytes, filled, .. } = &mut *lines;
+                self.write_out(bytes, filled);
             }
         }
         // Buffers of threads that ended are empty now, and nobody will fill them again.
         buffers.retain(|lines| Arc::strong_count(lines) > 1);
     }
 
-    /// Writes `bytes` as one batch and empties it. A batch that cannot be written is dropped (memory stays
-    /// bounded when the disk is full); the first failure is reported, and so is the recovery.
-    fn write_out(&self, bytes: &mut Vec<u8>) {
-        let written = self.sink.write(bytes);
-        bytes.clear();
-        if bytes.capacity() > 2 * BUFFER_BYTES {
+    /// Writes the `filled` bytes of `bytes` as one batch and empties it. A batch that cannot be written is
+    /// dropped (memory stays bounded when the disk is full); the first failure is reported, and so is the
+    /// recovery.
+    fn write_out(&self, bytes: &mut Vec<u8>, filled: &mut usize) {
+        let written = self.sink.write(bytes.get(..*filled).unwrap_or_default());
+        *filled = 0;
+        if bytes.len() > 2 * BUFFER_BYTES {
             // One huge line grew it; give the memory back.
-            bytes.shrink_to(BUFFER_BYTES + LINE_SLACK);
+            bytes.truncate(BUFFER_BYTES + LINE_SLACK);
+            bytes.shrink_to_fit();
         }
         match written {
             Ok(()) if self.failing.swap(false, Ordering::Relaxed) => {
@@ -224,12 +236,11 @@ fn lock(lines: &Mutex<Lines>) -> MutexGuard<'_, Lines> {
     lines.lock().unwrap_or_else(|poisoned| {
         lines.clear_poison();
         let mut lines = poisoned.into_inner();
-        let whole = lines
-            .bytes
+        let filled = lines.bytes.get(..lines.filled).unwrap_or_default();
+        lines.filled = filled
             .iter()
             .rposition(|&b| b == b'\n')
             .map_or(0, |newline| newline + 1);
-        lines.bytes.truncate(whole);
         lines
     })
 }
