@@ -2,24 +2,28 @@
 # plugd + the WSGI plugin side by side with gunicorn (sync and gthread workers) and Granian (WSGI mode),
 # serving the same applications from one interpreter, Debian's /usr/bin/python3.
 #
-# usage: bench/wsgi.sh [-d SECS] [-n TRIALS] [-c CONNS]
+# usage: bench/wsgi.sh [-d SECS] [-n TRIALS] [-c CONNS] [-s SCENARIOS] [-b DIR]
 #   Scenarios: the Flask application of tests/wsgi/flask_app.py (GET / and GET /json) and a bare WSGI
-#   callable (bench/wsgi/raw_app.py, the same two answers without a framework). For each scenario, trials
-#   are interleaved (plugd, gunicorn-sync, gunicorn-gthread, granian, plugd, ...), wrk -t1 -cCONNS
-#   --latency on 127.0.0.1; printed per server: median req/s, ratio to plugd, server CPU µs per request
-#   (user+sys of the process tree during the trial / requests), median p99, errors. Then plugd's RSS with
-#   the Flask application loaded, at start and after the runs.
+#   callable (bench/wsgi/raw_app.py, the same two answers without a framework); -s picks some, as a comma
+#   list of flask:/ flask:/json raw:/ raw:/json (default all four). For each scenario, trials are
+#   interleaved (plugd, gunicorn-sync, gunicorn-gthread, granian, granian-1w, plugd, ...), wrk -t1
+#   -cCONNS --latency on 127.0.0.1; printed per server: median req/s, ratio to plugd, server CPU µs per
+#   request (user+sys of the process tree during the trial / requests), median p99, errors. Then plugd's
+#   RSS with the Flask application loaded, at start and after the runs.
 #   Worker counts (the machine has 2 cores, shared with wrk): plugd its default worker threads (4 on 2
 #   cores, more while they wait), one interpreter, the plugin's default `threads = 8` (the most requests in
-#   Python at once); gunicorn sync 2 workers; gunicorn gthread 2 workers x 4 threads; granian 2 workers (its
-#   other settings default).
-# env: BENCH_PY (folder the peers are pip-installed into, default /tmp/plugd-wsgi-bench/site).
+#   Python at once); gunicorn sync 2 workers; gunicorn gthread 2 workers x 4 threads; granian 2 workers
+#   (its other settings default); granian-1w 1 worker: one interpreter, as in plugd (the like-for-like
+#   comparison of one GIL each).
+#   -b DIR: an older build joins as `plugd-base` (DIR/plugd and DIR/plugins/libwsgi.so, e.g. copied from
+#   `git worktree add` at the old commit and `cargo build --release -p plugd -p wsgi`): before/after in one run.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-DURATION=5 TRIALS=3 CONNS=64
-while getopts d:n:c: opt; do
+DURATION=5 TRIALS=3 CONNS=64 SCENARIOS=flask:/,flask:/json,raw:/,raw:/json BASE=""
+while getopts d:n:c:s:b: opt; do
   case $opt in
-    d) DURATION=$OPTARG ;; n) TRIALS=$OPTARG ;; c) CONNS=$OPTARG ;;
+    d) DURATION=$OPTARG ;; n) TRIALS=$OPTARG ;; c) CONNS=$OPTARG ;; s) SCENARIOS=$OPTARG ;;
+    b) BASE=$(cd "$OPTARG" && pwd) ;;
     *) awk 'NR > 1 && !/^#/ {exit} NR > 1 {sub(/^# ?/, ""); print}' "$0"; exit 2 ;;
   esac
 done
@@ -50,19 +54,23 @@ trap cleanup EXIT
 start() {
   local name=$1 port=$2 app=$3
   case $name in
-    plugd)
+    plugd|plugd-base)
+      local build=$TARGET/release plugins=$PLUGINS
+      [[ $name == plugd-base ]] && build=$BASE plugins=$BASE/plugins
       printf '[plugins.wsgi]\napp = "%s"\npython_path = ["%s", "%s", "%s"]\n' \
         "$app" "$ROOT/tests/wsgi" "$ROOT/bench/wsgi" "$SITE" > "$WORK/plugd.toml"
-      setsid env RUST_LOG=warn "$TARGET/release/plugd" --port "$port" --plugin-dir "$PLUGINS" \
-        --config "$WORK/plugd.toml" --access-log off --static-dir "$WORK" &> "$WORK/plugd.log" & ;;
+      setsid env RUST_LOG=warn "$build/plugd" --port "$port" --plugin-dir "$plugins" \
+        --config "$WORK/plugd.toml" --access-log off --static-dir "$WORK" &> "$WORK/$name.log" & ;;
     gunicorn-sync)
       setsid env PYTHONPATH="$APPS:$SITE" $PYTHON -m gunicorn --workers 2 --worker-class sync \
         --bind "127.0.0.1:$port" --log-level warning "$app" &> "$WORK/$name.log" & ;;
     gunicorn-gthread)
       setsid env PYTHONPATH="$APPS:$SITE" $PYTHON -m gunicorn --workers 2 --worker-class gthread --threads 4 \
         --bind "127.0.0.1:$port" --log-level warning "$app" &> "$WORK/$name.log" & ;;
-    granian)
-      setsid env PYTHONPATH="$APPS:$SITE" $PYTHON -m granian --interface wsgi --workers 2 \
+    granian|granian-1w)
+      local workers=2
+      [[ $name == granian-1w ]] && workers=1
+      setsid env PYTHONPATH="$APPS:$SITE" $PYTHON -m granian --interface wsgi --workers "$workers" \
         --host 127.0.0.1 --port "$port" --log-level warning "$app" &> "$WORK/$name.log" & ;;
   esac
   SERVER_PID=$!
@@ -71,7 +79,7 @@ start() {
     curl -sf "http://127.0.0.1:$port/" >/dev/null 2>&1 && return 0
     sleep 0.1
   done
-  echo "$name did not start; its log:" >&2; cat "$WORK/$name.log" "$WORK/plugd.log" 2>/dev/null >&2; exit 1
+  echo "$name did not start; its log:" >&2; cat "$WORK/$name.log" 2>/dev/null >&2; exit 1
 }
 
 # CPU ticks (user+sys, every thread) of the processes in process group $1. /proc/PID/stat after the command
@@ -83,24 +91,26 @@ group_ticks() {
 
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 
-SERVERS=(plugd gunicorn-sync gunicorn-gthread granian)
+SERVERS=(plugd)
+[[ -n $BASE ]] && SERVERS+=(plugd-base)
+SERVERS+=(gunicorn-sync gunicorn-gthread granian granian-1w)
 HZ=$(getconf CLK_TCK)
 RESULTS=$WORK/results.tsv
 : > "$RESULTS"
 PORT=29080
-for scenario in flask:/ flask:/json raw:/ raw:/json; do
+for scenario in ${SCENARIOS//,/ }; do
   app=${scenario%%:*} path=${scenario#*:}
   [[ $app == flask ]] && spec=flask_app:app || spec=raw_app:app
   for trial in $(seq "$TRIALS"); do
     for server in "${SERVERS[@]}"; do
       PORT=$((PORT + 1))
       start "$server" "$PORT" "$spec"
-      [[ $server == plugd && $trial == 1 && $scenario == flask:/ ]] && PLUGD_RSS_START=$(rss_kib "$SERVER_PID")
+      [[ $server == plugd && $app == flask && -z ${PLUGD_RSS_START:-} ]] && PLUGD_RSS_START=$(rss_kib "$SERVER_PID")
       wrk -t1 -c"$CONNS" -d1s "http://127.0.0.1:$PORT$path" >/dev/null  # warm-up
       before=$(group_ticks "$SERVER_PID")
       out=$(wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "http://127.0.0.1:$PORT$path")
       after=$(group_ticks "$SERVER_PID")
-      [[ $server == plugd && $scenario == flask:/json ]] && PLUGD_RSS_END=$(rss_kib "$SERVER_PID")
+      [[ $server == plugd && $app == flask ]] && PLUGD_RSS_END=$(rss_kib "$SERVER_PID")
       requests=$(awk '/requests in/ {print $1}' <<< "$out")
       rps=$(awk '/Requests\/sec/ {print $2}' <<< "$out")
       p99=$(awk '$1 == "99%" {print $2}' <<< "$out")
