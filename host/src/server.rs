@@ -83,7 +83,7 @@ impl Server {
 }
 
 /// The listening socket on `config.addr`: shared with other processes under `--reuse-port`
-/// (docs/ARCHITECTURE.md §6), else std's bind, which refuses a port already taken.
+/// (docs/ARCHITECTURE.md §4.9), else std's bind, which refuses a port already taken.
 fn listen(config: &Config) -> io::Result<TcpListener> {
     if config.reuse_port {
         return sys::listen_reuse_port(config.addr, LISTEN_BACKLOG);
