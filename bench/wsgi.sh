@@ -14,9 +14,9 @@
 #   Worker counts (the machine has 2 cores, shared with wrk): plugd its default worker threads (4 on 2
 #   cores, more while they wait), one interpreter, the plugin's default `threads = 8` (the most requests in
 #   Python at once); plugd-2p two such plugd processes sharing the port with --reuse-port (two
-#   interpreters, one per core, as gunicorn's and Granian's 2 workers); gunicorn sync 2 workers; gunicorn gthread 2 workers x 4 threads; granian 2 workers
-#   (its other settings default); granian-1w 1 worker: one interpreter, as in plugd (the like-for-like
-#   comparison of one GIL each).
+#   interpreters, one per core, as gunicorn's and Granian's 2 workers); gunicorn sync 2 workers; gunicorn
+#   gthread 2 workers x 4 threads; granian 2 workers (its other settings default); granian-1w 1 worker: one
+#   interpreter, as in plugd (the like-for-like comparison of one GIL each).
 #   -b DIR: an older build joins as `plugd-base` (DIR/plugd and DIR/plugins/libwsgi.so, e.g. copied from
 #   `git worktree add` at the old commit and `cargo build --release -p plugd -p wsgi`): before/after in one run.
 set -euo pipefail
