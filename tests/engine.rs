@@ -197,6 +197,73 @@ fn port_0_logs_listening_on_the_real_port() {
     assert_serving(&server);
 }
 
+/// Requests logged by `server` whose target starts with `prefix` (its access log is on stderr).
+fn logged_requests(server: &Server, prefix: &str) -> usize {
+    server.stderr().matches(&format!("\"GET {prefix}")).count()
+}
+
+#[test]
+fn reuse_port_shares_one_port_among_processes_and_a_plain_second_bind_is_refused() {
+    let mut first = Server::start(&["--reuse-port"]);
+    let port = first.addr().port().to_string();
+    let second = Server::start(&["--reuse-port", "--port", &port]);
+    assert_eq!(second.addr(), first.addr());
+
+    const REQUESTS: usize = 64;
+    for n in 0..REQUESTS {
+        let response = first.get(&format!("/spread/{n}"));
+        assert_eq!(response.status_line(), "HTTP/1.1 404 Not Found");
+    }
+    // Access log lines are flushed within a second; wait (bounded) until all 64 are out.
+    let deadline = Instant::now() + secs(20.0);
+    let counts = loop {
+        let counts = [
+            logged_requests(&first, "/spread/"),
+            logged_requests(&second, "/spread/"),
+        ];
+        if counts.iter().sum::<usize>() == REQUESTS || Instant::now() >= deadline {
+            break counts;
+        }
+        thread::sleep(secs(0.1));
+    };
+    assert_eq!(counts.iter().sum::<usize>(), REQUESTS, "{counts:?}");
+    // 64 connections from fresh source ports: all on one process has odds of 2^-63.
+    assert!(
+        counts.iter().all(|&n| n > 0),
+        "the kernel sent every connection to one process: {counts:?}"
+    );
+
+    let no_plugins = TempDir::new("no-plugins");
+    let plugin_dir = no_plugins.path().display().to_string();
+    let taken = run_plugd(
+        &[
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--plugin-dir",
+            &plugin_dir,
+        ],
+        &[],
+        secs(10.0),
+    );
+    assert_eq!(taken.status.code(), Some(1), "{}", taken.stderr);
+    assert!(
+        taken.stderr.contains(&format!(
+            "cannot listen on 127.0.0.1:{port}: Address already in use"
+        )),
+        "{}",
+        taken.stderr
+    );
+
+    first.terminate();
+    assert!(first.wait_exit(secs(20.0)).success());
+    for n in 0..16 {
+        let response = second.get(&format!("/after/{n}"));
+        assert_eq!(response.status_line(), "HTTP/1.1 404 Not Found");
+    }
+}
+
 #[test]
 fn environment_variables_configure_the_server() {
     let server = Server::start_with_env(&[], &[("PLUGD_MAX_BODY_BYTES", "10")]);

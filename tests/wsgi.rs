@@ -530,6 +530,26 @@ fn iterable_bodies_are_streamed_as_produced() {
     }
 }
 
+/// Each request runs in a context of its own: a context variable the application sets is seen by every
+/// later step of that request (each chunk of its streamed body, `close()`), on whichever thread runs it,
+/// and by no other request.
+#[test]
+fn each_request_has_a_context_of_its_own_across_its_steps() {
+    let server = validated();
+    for query in ["one", "two", "three"] {
+        let response = get(server.addr(), &format!("/raw/context?{query}"));
+        assert_eq!(response.status, 200, "{}", server.stderr());
+        assert_eq!(
+            response.body_str(),
+            format!("found unset\nnext {query}\nthen {query}\n")
+        );
+    }
+    assert_eq!(
+        json(&get(server.addr(), "/raw/context?closed")),
+        serde_json::json!({"one": "one", "two": "two", "three": "three"})
+    );
+}
+
 /// `wsgi.input` reads the body as it arrives: the application handles the first line while the client has
 /// not sent the second yet.
 #[test]

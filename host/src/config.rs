@@ -49,6 +49,10 @@ pub struct Args {
     /// TCP port to listen on; 0 picks a free port (the log line `listening on ...` shows which).
     #[arg(long, env = "PLUGD_PORT", default_value_t = 8080)]
     pub port: u16,
+    /// Share the port with other plugd processes started with this flag (`SO_REUSEPORT`): the kernel
+    /// spreads new connections among them, so N processes give a WSGI app N interpreters on N cores.
+    #[arg(long, env = "PLUGD_REUSE_PORT")]
+    pub reuse_port: bool,
     /// Folder served under /static/.
     #[arg(long, env = "PLUGD_STATIC_DIR", default_value = "static")]
     pub static_dir: PathBuf,
@@ -262,6 +266,8 @@ impl BodyTimeouts {
 #[derive(Clone, Debug)]
 pub struct Config {
     pub addr: SocketAddr,
+    /// `--reuse-port`: the listener is bound with `SO_REUSEPORT`, shared with other processes.
+    pub reuse_port: bool,
     pub static_dir: PathBuf,
     pub plugin_dir: PathBuf,
     /// Load plugin files others could write (with a warning) instead of refusing them.
@@ -386,6 +392,7 @@ impl Config {
         let threads = args.threads.map_or_else(default_threads, usize::from);
         Config {
             addr: SocketAddr::new(args.host, args.port),
+            reuse_port: args.reuse_port,
             static_dir: args.static_dir,
             plugin_dir: args.plugin_dir,
             allow_insecure_plugins: args.allow_insecure_plugins,

@@ -43,8 +43,7 @@ impl Server {
     /// [`Server::bind`] serving whatever router `routes` holds at each moment (plugins added, replaced
     /// and removed while serving).
     pub fn bind_live(config: &Config, routes: Arc<LiveRouter>) -> io::Result<Server> {
-        let listener = TcpListener::bind(config.addr)?;
-        sys::set_listen_backlog(&listener, LISTEN_BACKLOG)?;
+        let listener = listen(config)?;
         listener.set_nonblocking(true)?;
         // Inherited by every accepted connection (see sys::accept_nonblocking).
         sys::set_nodelay(&listener)?;
@@ -81,6 +80,17 @@ impl Server {
     pub fn run(self) -> io::Result<()> {
         worker::run(&self.shared)
     }
+}
+
+/// The listening socket on `config.addr`: shared with other processes under `--reuse-port`
+/// (docs/ARCHITECTURE.md §4.9), else std's bind, which refuses a port already taken.
+fn listen(config: &Config) -> io::Result<TcpListener> {
+    if config.reuse_port {
+        return sys::listen_reuse_port(config.addr, LISTEN_BACKLOG);
+    }
+    let listener = TcpListener::bind(config.addr)?;
+    sys::set_listen_backlog(&listener, LISTEN_BACKLOG)?;
+    Ok(listener)
 }
 
 /// Starts a graceful shutdown from any thread (the signal handler, a test).

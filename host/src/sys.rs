@@ -1,11 +1,12 @@
 //! The few system calls std does not offer: `sendfile`, `accept4`, `recv` into spare capacity, a non-blocking
-//! send of what fits, `sendmsg` of several buffers, a bounded wait for input, an eventfd to wake the poller, the open-files limit, a thread's id and kernel state (to tell a blocked worker from a preempted one), and
-//! the coarse monotonic clock.
+//! send of what fits, `sendmsg` of several buffers, a bounded wait for input, an eventfd to wake the poller,
+//! the open-files limit, a listener shared with other processes (`SO_REUSEPORT`), a thread's id and kernel
+//! state (to tell a blocked worker from a preempted one), and the coarse monotonic clock.
 
 use std::fs::File;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6, TcpListener, TcpStream};
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 /// Sends up to `len` bytes of `file` from `offset` straight from the page cache to the socket.
 /// Returns the bytes sent (0 only at end of file); `WouldBlock` when the socket buffer is full.
@@ -197,6 +198,62 @@ pub(crate) fn set_listen_backlog(listener: &std::net::TcpListener, backlog: i32)
     Ok(())
 }
 
+/// A listening socket on `addr` that other processes may bind too (`SO_REUSEPORT`, set before `bind`): every
+/// plugd started with `--reuse-port` on the same address and port gets its own queue, and the kernel hashes
+/// each new connection to one of them. `SO_REUSEADDR` as std sets it; the descriptor is close-on-exec.
+pub(crate) fn listen_reuse_port(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
+    let family = match addr {
+        SocketAddr::V4(_) => libc::AF_INET,
+        SocketAddr::V6(_) => libc::AF_INET6,
+    };
+    // SAFETY: plain socket(2) call; the result is checked before use.
+    let fd = unsafe { libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a new socket that nothing else owns; the OwnedFd closes it on every error below.
+    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+    set_socket_flag(&socket, libc::SOL_SOCKET, libc::SO_REUSEADDR)?;
+    set_socket_flag(&socket, libc::SOL_SOCKET, libc::SO_REUSEPORT)?;
+    let (storage, len) = socket_address(addr);
+    // SAFETY: `storage` holds a sockaddr of `len` bytes for `family`, valid for the duration of the call.
+    if unsafe { libc::bind(socket.as_raw_fd(), (&raw const storage).cast(), len) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the descriptor is a bound stream socket owned by `socket`.
+    if unsafe { libc::listen(socket.as_raw_fd(), backlog) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(TcpListener::from(socket))
+}
+
+/// `addr` as the C `sockaddr_in` / `sockaddr_in6` the kernel reads, and its length.
+fn socket_address(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: an all-zero sockaddr_storage is a valid value of this plain C struct.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match addr {
+        SocketAddr::V4(v4) => {
+            // SAFETY: sockaddr_storage is large and aligned enough for a sockaddr_in.
+            let sin = unsafe { &mut *(&raw mut storage).cast::<libc::sockaddr_in>() };
+            sin.sin_family = libc::AF_INET as libc::sa_family_t;
+            sin.sin_port = v4.port().to_be();
+            sin.sin_addr.s_addr = u32::from(*v4.ip()).to_be();
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(v6) => {
+            // SAFETY: sockaddr_storage is large and aligned enough for a sockaddr_in6.
+            let sin6 = unsafe { &mut *(&raw mut storage).cast::<libc::sockaddr_in6>() };
+            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sin6.sin6_port = v6.port().to_be();
+            sin6.sin6_addr.s6_addr = v6.ip().octets();
+            sin6.sin6_flowinfo = v6.flowinfo();
+            sin6.sin6_scope_id = v6.scope_id();
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (storage, len as libc::socklen_t)
+}
+
 /// Accepts one connection whose socket is non-blocking from the start (`accept4` with `SOCK_NONBLOCK`):
 /// one system call where std's `accept` and `set_nonblocking` take two. `TCP_NODELAY` comes from the
 /// listener ([`set_nodelay`]), which Linux copies to every accepted socket.
@@ -249,13 +306,18 @@ pub(crate) fn accept_nonblocking(listener: &TcpListener) -> io::Result<(TcpStrea
 
 /// Sets `TCP_NODELAY` on a listening socket, so that every connection it accepts starts with it.
 pub(crate) fn set_nodelay(listener: &TcpListener) -> io::Result<()> {
+    set_socket_flag(listener, libc::IPPROTO_TCP, libc::TCP_NODELAY)
+}
+
+/// Turns on the boolean socket option `level`/`name`.
+fn set_socket_flag(socket: &impl AsRawFd, level: libc::c_int, name: libc::c_int) -> io::Result<()> {
     let on: libc::c_int = 1;
     // SAFETY: `on` is a valid c_int for the duration of the call, and its size is passed.
     let ret = unsafe {
         libc::setsockopt(
-            listener.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_NODELAY,
+            socket.as_raw_fd(),
+            level,
+            name,
             (&raw const on).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
@@ -320,5 +382,27 @@ mod tests {
         );
         let err = socket.read(&mut [0; 1]).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+    }
+
+    #[test]
+    fn two_listeners_share_a_port_with_reuse_port_and_a_plain_bind_is_refused() {
+        let first = listen_reuse_port("127.0.0.1:0".parse().unwrap(), 16).unwrap();
+        let addr = first.local_addr().unwrap();
+        let second = listen_reuse_port(addr, 16).unwrap();
+        assert_eq!(second.local_addr().unwrap(), addr);
+        let err = TcpListener::bind(addr).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
+        TcpStream::connect(addr).unwrap();
+    }
+
+    #[test]
+    fn a_reuse_port_listener_on_ipv6_loopback_accepts() {
+        // A machine without IPv6 refuses the bind itself; then there is nothing to check.
+        let Ok(listener) = listen_reuse_port("[::1]:0".parse().unwrap(), 16) else {
+            return;
+        };
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (_, peer) = accept_nonblocking(&listener).unwrap();
+        assert_eq!(peer, client.local_addr().unwrap());
     }
 }

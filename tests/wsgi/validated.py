@@ -6,6 +6,7 @@ Paths under /raw/ are served without the validator: they break the rules on purp
 or block, or report what the other applications saw.
 """
 
+import contextvars
 import io
 import json
 import os
@@ -289,6 +290,40 @@ def raw_line_by_line(environ, start_response):
     return text(start_response, f"{count} lines".encode())
 
 
+# Set by each /raw/context request to its query: no request may find another's value.
+request_var = contextvars.ContextVar("request_var", default="unset")
+# What each /raw/context request's close() found, by query.
+closed_with = {}
+
+
+class ContextReport:
+    """A streamed body that reads the context variable in each step of its request."""
+
+    def __init__(self, query, found):
+        self.query = query
+        self.found = found
+
+    def __iter__(self):
+        yield f"found {self.found}\n".encode()
+        yield f"next {request_var.get()}\n".encode()
+        yield f"then {request_var.get()}\n".encode()
+
+    def close(self):
+        with closed_lock:
+            closed_with[self.query] = request_var.get()
+
+
+def raw_context(environ, start_response):
+    query = environ["QUERY_STRING"]
+    if query == "closed":
+        with closed_lock:
+            return text(start_response, json.dumps(closed_with).encode(), content_type="application/json")
+    found = request_var.get()
+    request_var.set(query)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return ContextReport(query, found)
+
+
 def raw_not_bytes(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain")])
     return ["a str, not bytes"]
@@ -314,6 +349,7 @@ RAW = {
     "/raw/release-stream": raw_release_stream,
     "/raw/endless": raw_endless,
     "/raw/no-start": raw_no_start,
+    "/raw/context": raw_context,
 }
 
 

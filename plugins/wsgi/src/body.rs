@@ -13,16 +13,14 @@
 //! sends the head with the first non-empty chunk, then asks for the next chunk whenever the client can take
 //! it (docs/ARCHITECTURE.md §19.6).
 //!
-//! Every step (the application call, each `next`, `close`) runs in the request's own `contextvars.Context`:
-//! the chunks of one response may be produced on different workers, each with its own thread state, and
-//! a generator that set a context variable in one step (Flask's `stream_with_context` pushes its request
-//! context) must find it in the next, as it would on the one thread of a gunicorn worker.
+//! Every step (the application call, each `next`, `close`) runs in the request's own context
+//! ([`RequestContext`]): [`begin`] is called inside it, and a streamed body enters it again for each chunk.
 
 use std::sync::Arc;
 
 use plugin_api::stream::{FileBody, Produce, Produced, Waker};
 use plugin_api::{log, Response};
-use pyo3::exceptions::{PyStopIteration, PyTypeError};
+use pyo3::exceptions::PyTypeError;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyIterator, PyList, PyTuple};
@@ -30,6 +28,7 @@ use pyo3::types::{PyBytes, PyIterator, PyList, PyTuple};
 use crate::file_wrapper::FileWrapper;
 use crate::interpreter;
 use crate::python_threads::PythonThreads;
+use crate::request_context::RequestContext;
 use crate::start_response::StartResponse;
 
 /// The body an application returned.
@@ -49,15 +48,16 @@ enum Start<'py> {
     Streamed(Bound<'py, PyIterator>),
 }
 
-/// Reads `result` far enough to know its status and first bytes, in `context`. Errors (iterating, a chunk
-/// that is not `bytes`, `close` itself) come back after `close` was called.
+/// Reads `result` far enough to know its status and first bytes; called inside `context`, which a
+/// streamed body keeps for the rest. Errors (iterating, a chunk that is not `bytes`, `close` itself) come
+/// back after `close` was called.
 pub fn begin(
     result: &Bound<'_, PyAny>,
     start_response: &Bound<'_, StartResponse>,
-    context: &Bound<'_, PyAny>,
+    context: &RequestContext,
     python: &Arc<PythonThreads>,
 ) -> PyResult<Body> {
-    let begun = read_start(result, start_response, context);
+    let begun = read_start(result, start_response);
     let body = match begun {
         Ok(Start::Streamed(iterator)) => {
             return Ok(Body::Streamed(IterableBody {
@@ -65,7 +65,7 @@ pub fn begin(
                 iterator: Some(iterator.unbind()),
                 result: result.clone().unbind(),
                 start_response: start_response.clone().unbind(),
-                context: context.clone().unbind(),
+                context: context.clone_ref(result.py()),
                 pending: Vec::new(),
                 written: 0,
             }))
@@ -74,7 +74,7 @@ pub fn begin(
         Ok(Start::File(file)) => Ok(Body::File(file)),
         Err(err) => Err(err),
     };
-    let closed = close(result, context);
+    let closed = close(result);
     body.and_then(|body| closed.map(|()| body))
 }
 
@@ -83,7 +83,6 @@ pub fn begin(
 fn read_start<'py>(
     result: &Bound<'py, PyAny>,
     start_response: &Bound<'py, StartResponse>,
-    context: &Bound<'py, PyAny>,
 ) -> PyResult<Start<'py>> {
     if let Ok(list) = result.downcast::<PyList>() {
         for chunk in list.iter() {
@@ -106,35 +105,21 @@ fn read_start<'py>(
         push(&wrapper.get().read_all(py)?, start_response)?;
         return Ok(Start::Whole);
     }
-    let iterator = result.try_iter()?;
+    let mut iterator = result.try_iter()?;
     while !start_response.borrow().has_body() {
-        match next_in(context, &iterator)? {
+        match iterator.next().transpose()? {
             Some(chunk) => push(&chunk, start_response)?,
             None => return Ok(Start::Whole),
         }
     }
     if start_response.borrow().is_complete() {
         // The declared length is reached: what follows can only be the end.
-        while let Some(chunk) = next_in(context, &iterator)? {
+        while let Some(chunk) = iterator.next().transpose()? {
             push(&chunk, start_response)?;
         }
         return Ok(Start::Whole);
     }
     Ok(Start::Streamed(iterator))
-}
-
-/// `next(iterator)` inside `context`; `None` at the end.
-fn next_in<'py>(
-    context: &Bound<'py, PyAny>,
-    iterator: &Bound<'py, PyIterator>,
-) -> PyResult<Option<Bound<'py, PyAny>>> {
-    let py = context.py();
-    let next = iterator.getattr(intern!(py, "__next__"))?;
-    match context.call_method1(intern!(py, "run"), (next,)) {
-        Ok(chunk) => Ok(Some(chunk)),
-        Err(err) if err.is_instance_of::<PyStopIteration>(py) => Ok(None),
-        Err(err) => Err(err),
-    }
 }
 
 fn push(chunk: &Bound<'_, PyAny>, start_response: &Bound<'_, StartResponse>) -> PyResult<()> {
@@ -148,10 +133,9 @@ fn push(chunk: &Bound<'_, PyAny>, start_response: &Bound<'_, StartResponse>) -> 
     start_response.borrow_mut().push_body(bytes.as_bytes())
 }
 
-fn close(result: &Bound<'_, PyAny>, context: &Bound<'_, PyAny>) -> PyResult<()> {
-    let py = result.py();
-    if let Ok(close) = result.getattr(intern!(py, "close")) {
-        context.call_method1(intern!(py, "run"), (close,))?;
+fn close(result: &Bound<'_, PyAny>) -> PyResult<()> {
+    if let Ok(close) = result.getattr(intern!(result.py(), "close")) {
+        close.call0()?;
     }
     Ok(())
 }
@@ -166,8 +150,8 @@ pub struct IterableBody {
     result: Py<PyAny>,
     /// Where `write()` and the first chunk left their bytes.
     start_response: Py<StartResponse>,
-    /// The request's `contextvars.Context`, in which every step runs.
-    context: Py<PyAny>,
+    /// The request's context, in which every step runs.
+    context: RequestContext,
     /// Bytes taken from the application and not sent yet, from `written` on.
     pending: Vec<u8>,
     written: usize,
@@ -198,7 +182,7 @@ impl IterableBody {
             let Some(iterator) = &self.iterator else {
                 return Ok(false);
             };
-            match next_in(self.context.bind(py), iterator.bind(py))? {
+            match iterator.bind(py).clone().next().transpose()? {
                 Some(chunk) => push(&chunk, start_response)?,
                 None => {
                     self.finish(py)?;
@@ -211,7 +195,7 @@ impl IterableBody {
     /// Closes the iterable, once.
     fn finish(&mut self, py: Python<'_>) -> PyResult<()> {
         if self.iterator.take().is_some() {
-            close(self.result.bind(py), self.context.bind(py))?;
+            close(self.result.bind(py))?;
         }
         Ok(())
     }
@@ -222,10 +206,14 @@ impl Produce for IterableBody {
         if self.written == self.pending.len() {
             let python = Arc::clone(&self.python);
             let refilled = python.run(|py| {
-                self.refill(py).map_err(|err| {
-                    let _ = self.finish(py);
-                    interpreter::traceback(py, &err)
-                })
+                let context = self.context.clone_ref(py);
+                context
+                    .run(py, || {
+                        self.refill(py).inspect_err(|_| {
+                            let _ = self.finish(py);
+                        })
+                    })
+                    .map_err(|err| interpreter::traceback(py, &err))
             });
             match refilled {
                 Ok(true) => {}
@@ -247,7 +235,8 @@ impl Drop for IterableBody {
         if self.iterator.is_some() {
             let python = Arc::clone(&self.python);
             python.run(|py| {
-                if let Err(err) = self.finish(py) {
+                let context = self.context.clone_ref(py);
+                if let Err(err) = context.run(py, || self.finish(py)) {
                     log::error!(
                         "closing the application's iterable: {}",
                         interpreter::traceback(py, &err)

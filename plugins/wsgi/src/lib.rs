@@ -24,6 +24,7 @@ mod file_wrapper;
 mod input;
 mod interpreter;
 mod python_threads;
+mod request_context;
 mod start_response;
 
 use std::path::PathBuf;
@@ -31,13 +32,13 @@ use std::sync::Arc;
 
 use plugin_api::stream::{streamed_body, BodyReader, Reply, Streaming};
 use plugin_api::{log, Config, Error, InitError, Request};
-use pyo3::intern;
 use pyo3::prelude::*;
 
 use crate::body::Body;
 use crate::environ::Environ;
 use crate::input::{BodySlot, Input};
 use crate::python_threads::PythonThreads;
+use crate::request_context::RequestContext;
 use crate::start_response::StartResponse;
 
 /// Python threads when the table does not say `threads`: requests that may wait inside Python at once
@@ -51,8 +52,6 @@ pub struct Wsgi {
     python: Arc<PythonThreads>,
     app: Py<PyAny>,
     environ: Environ,
-    /// `contextvars.copy_context`: each request runs in a context of its own (see [`body`]).
-    copy_context: Py<PyAny>,
 }
 
 impl Wsgi {
@@ -91,12 +90,10 @@ impl Wsgi {
             "serving the WSGI application {spec} on Python {}",
             py.version()
         );
-        let copy_context = py.import("contextvars")?.getattr("copy_context")?.unbind();
         Ok(Wsgi {
             python,
             app,
             environ,
-            copy_context,
         })
     }
 
@@ -126,10 +123,12 @@ impl Wsgi {
             .environ
             .for_request(py, req, path_info, content_length, input)?;
         let start_response = Bound::new(py, StartResponse::default())?;
-        let context = self.copy_context.bind(py).call0()?;
-        let run = (self.app.bind(py), environ, &start_response);
-        let result = context.call_method1(intern!(py, "run"), run)?;
-        match body::begin(&result, &start_response, &context, &self.python)? {
+        let context = RequestContext::copy_current(py)?;
+        let body = context.run(py, || {
+            let result = self.app.bind(py).call1((environ, &start_response))?;
+            body::begin(&result, &start_response, &context, &self.python)
+        })?;
+        match body {
             Body::Whole => Ok(Reply::Whole(start_response.borrow_mut().take_response()?)),
             Body::File(file) => Ok(Reply::Streamed(Streaming::file(
                 start_response.borrow_mut().take_head()?,
