@@ -226,13 +226,7 @@ impl Fields {
     #[inline]
     pub fn remove(&mut self, name: &str) {
         self.appended.remove(name);
-        // One loop per representation.
-        let named = |(n, _): (&str, &str)| n.eq_ignore_ascii_case(name);
-        let present = match &self.base {
-            Repr::Host(fields) => fields.iter().map(|(n, v)| (&**n, &**v)).any(named),
-            Repr::Plugin(headers) => headers.iter().any(named),
-        };
-        if present {
+        if self.base().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
             self.remove_from_base(name);
         }
     }
@@ -256,15 +250,10 @@ impl Fields {
         );
     }
 
-    /// The first field named `name` (ASCII case-insensitive). Each part searched on its own, not through
-    /// [`Fields::iter`]'s chain: the access log asks every response for its request id.
+    /// The first field named `name` (ASCII case-insensitive).
     pub fn get(&self, name: &str) -> Option<&str> {
-        let named = |&(n, _): &(&str, &str)| n.eq_ignore_ascii_case(name);
-        let base = match &self.base {
-            Repr::Host(fields) => fields.iter().map(|(n, v)| (&**n, &**v)).find(named),
-            Repr::Plugin(headers) => headers.iter().find(named),
-        };
-        base.or_else(|| self.appended.iter().find(named))
+        self.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v)
     }
 
