@@ -215,8 +215,6 @@ fn work(shared: &Arc<Shared>, id: usize, in_loop: bool) {
             Some(event) if event.token == LISTENER => {
                 accept(shared);
             }
-            // Streams were scheduled from outside the workers: the queue holds them.
-            Some(event) if event.token == WAKER => shared.ready.clear_signal(),
             Some(event) => {
                 if shared.ready.len() > 0 && pool.should_hand_over_queue(micros) {
                     shared.ready.wake_one();
@@ -298,6 +296,11 @@ fn keep_stalled(shared: &Shared, now: Instant, scratch: &mut Scratch, routes: &m
 /// Waits for events; returns the first and queues the others for whichever worker is free next. New
 /// connections go first (as nginx posts accept events before the others): a connection waiting to be
 /// accepted has had no answer at all yet.
+///
+/// The ready queue's signal is taken here, never queued: it only says "take the queue", which this worker
+/// does next. Queued behind the wake-ups it announced, it stayed pending while this worker blocked in a
+/// handler, so no later signal was sent and the queue waited for the 100 ms timeout of the workers in
+/// `epoll_wait` (`bench/blocking.sh -s 100`: `/plaintext` p99 55 ms).
 fn next_event(shared: &Shared, events: &mut Events) -> Option<Event> {
     let waited = shared
         .pool
@@ -307,18 +310,23 @@ fn next_event(shared: &Shared, events: &mut Events) -> Option<Event> {
         std::thread::sleep(SWEEP_EVERY);
         return None;
     }
-    let first = events
-        .iter()
-        .find(|event| event.token == LISTENER)
-        .or_else(|| events.iter().next())?;
     let pool = &shared.pool;
     let now = pool.micros_at(Instant::now());
     pool.note_events(now);
-    if events.iter().len() > 1 {
-        // One event per descriptor and wait, so `first` stands for itself only.
-        shared
-            .ready
-            .push(events.iter().filter(|event| *event != first));
+    if events.iter().any(|event| event.token == WAKER) {
+        shared.ready.clear_signal();
+    }
+    let first = events
+        .iter()
+        .find(|event| event.token == LISTENER)
+        .or_else(|| events.iter().find(|event| event.token != WAKER))?;
+    // One event per descriptor and wait, so `first` stands for itself only.
+    let mut others = events
+        .iter()
+        .filter(|event| *event != first && event.token != WAKER)
+        .peekable();
+    if others.peek().is_some() {
+        shared.ready.push(others);
         pool.call_spare_if_needed(now);
     }
     Some(first)

@@ -245,7 +245,7 @@ impl Handler for Bulkheaded {
             method: req.head.method,
             path: req.head.path,
             peer: req.peer,
-            started: Instant::now(),
+            started: slow_calls::now(),
             slow_after: bulkhead.slow_after,
         };
         let _watched = slow_calls::watch(&call);
