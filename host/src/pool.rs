@@ -548,10 +548,10 @@ impl Pool {
         }
     }
 
-    /// A spare stops waiting (to join the loop, or to end). If it was the watcher, another waiting spare is
-    /// woken to watch in its place: the others wait [`IDLE_WAIT`] between looks, and with nobody watching,
-    /// a loop whose every worker then blocks waits that long for a spare (`bench/blocking.sh -s 100`:
-    /// `/plaintext` p99 55 ms, at most 100 ms, each time the watcher joined the loop).
+    /// A spare stops waiting (to join the loop, or to end). While nobody watches (this spare was the
+    /// watcher), another waiting spare is woken to watch: the others wait [`IDLE_WAIT`] between looks, and
+    /// with nobody watching, a loop whose every worker then blocks waits that long for a spare
+    /// (`bench/blocking.sh -s 100`: `/plaintext` p99 52-57 ms, at most 100 ms, before this hand-over).
     fn stop_waiting(&self, threads: &mut Threads) {
         threads.waiting -= 1;
         if !threads.watching && threads.waiting > 0 {

@@ -299,8 +299,8 @@ fn keep_stalled(shared: &Shared, now: Instant, scratch: &mut Scratch, routes: &m
 ///
 /// The ready queue's signal is taken here, never queued: it only says "take the queue", which this worker
 /// does next. Queued behind the wake-ups it announced, it stayed pending while this worker blocked in a
-/// handler, so no later signal was sent and the queue waited for the 100 ms timeout of the workers in
-/// `epoll_wait` (`bench/blocking.sh -s 100`: `/plaintext` p99 55 ms).
+/// handler, so no later signal was sent and the queue could wait for the 100 ms timeout of the workers in
+/// `epoll_wait`.
 fn next_event(shared: &Shared, events: &mut Events) -> Option<Event> {
     let waited = shared
         .pool
